@@ -1,0 +1,60 @@
+"""Gender classification of image files with an exported facecli gender model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from facecli.pipeline import run_model
+from facecli.runtime import OnnxModel
+
+CLASSIFY_COLUMNS = ["path", "face", "label", "p_female", "face_status", "box", "error"]
+
+
+def classify_images(
+    model: OnnxModel,
+    paths: Sequence[Path],
+    root: Path | None = None,
+    *,
+    batch_size: int = 64,
+    detect: str | None = None,
+    threshold: float | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """One row per face (or per image without detection) with ``label`` and ``p_female``.
+
+    ``threshold`` defaults to the one tuned on validation and stored in the model. Unreadable files get
+    a row with an ``error`` and empty prediction. ``path`` is relative to ``root`` when given.
+    Rows keep the input order.
+    """
+    if model.task != "gender":
+        raise ValueError("classify needs a gender model")
+    thr = float(model.meta.get("threshold") or 0.5) if threshold is None else threshold
+    labels = model.meta.get("labels", ["male", "female"])
+    res = run_model(model, paths, batch_size=batch_size, all_faces=True, detect=detect, on_progress=on_progress)
+    rows: list[dict] = []
+    for crop, p in zip(res.crops, res.outputs.reshape(-1), strict=True):
+        rows.append({
+            "_i": crop.index, "face": crop.face, "label": labels[int(p >= thr)], "p_female": round(float(p), 6),
+            "face_status": crop.face_status, "box": "" if crop.box is None else " ".join(map(str, crop.box)),
+            "error": "",
+        })
+    for i, err in res.failures.items():
+        rows.append({"_i": i, "face": "", "label": "", "p_female": float("nan"), "face_status": "", "box": "",
+                     "error": err})
+    df = pd.DataFrame(rows, columns=["_i", *CLASSIFY_COLUMNS[1:]])
+    df.insert(0, "path", [rel(paths[i], root) for i in df["_i"]])
+    return df.sort_values(["_i", "face"], key=lambda c: pd.to_numeric(c, errors="coerce").fillna(-1),
+                          kind="stable").drop(columns="_i").reset_index(drop=True)
+
+
+def rel(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` (POSIX separators), or as given when outside it."""
+    if root is None:
+        return path.as_posix()
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,220 @@
+"""Galleries: identity templates in a FAISS inner-product index plus JSON metadata.
+
+A gallery is a folder holding ``index.faiss`` (what is searched), ``templates.npy`` (the same vectors,
+so identities can be added or replaced without re-embedding the rest) and ``gallery.json``. It is
+written into a temporary folder and swapped into place, so an interrupted write never leaves a broken one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facecli.errors import FacecliError
+
+GALLERY_FORMAT = 1
+INDEX_FILE, TEMPLATES_FILE, META_FILE = "index.faiss", "templates.npy", "gallery.json"
+APPROX_ABOVE = 50_000  # rows beyond which an approximate (HNSW) index is used
+DEFAULT_THRESHOLD = 0.5
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def build_templates(embeddings: np.ndarray, identities: Sequence[str]) -> tuple[list[str], np.ndarray, list[int]]:
+    """One template per identity: the mean of its normalised embeddings, re-normalised.
+
+    Returns (identity names in first-seen order, templates (G, D), image count per identity).
+    """
+    emb = normalise(embeddings)
+    names = list(dict.fromkeys(identities))
+    pos = {n: i for i, n in enumerate(names)}
+    idx = np.fromiter((pos[i] for i in identities), dtype=np.int64, count=len(identities))
+    sums = np.zeros((len(names), emb.shape[1]), np.float32)
+    np.add.at(sums, idx, emb)
+    counts = np.bincount(idx, minlength=len(names))
+    return names, normalise(sums), counts.tolist()
+
+
+@dataclass
+class Gallery:
+    """Identity vectors (one template per identity, or one row per image) and their search index."""
+
+    rows: list[str]  # identity of each vector row
+    vectors: np.ndarray  # (N, D) float32, unit norm
+    meta: dict[str, Any] = field(default_factory=dict)
+    _index: Any = field(default=None, repr=False)
+
+    # ---- construction
+    @classmethod
+    def create(cls, rows: Sequence[str], vectors: np.ndarray, image_counts: dict[str, int], model_info: dict,
+               threshold: float | None, per_image: bool = False) -> Gallery:
+        """A new gallery; ``model_info`` holds the embedding model's sha256, path and preprocessing."""
+        now = _now()
+        meta = {
+            "format": GALLERY_FORMAT, "created": now, "updated": now, "model": model_info,
+            "threshold": float(threshold if threshold is not None else DEFAULT_THRESHOLD),
+            "threshold_source": "model default" if threshold is not None else "built-in default",
+            "per_image": per_image, "image_counts": dict(image_counts),
+        }
+        return cls(list(rows), normalise(vectors), meta)
+
+    @property
+    def identities(self) -> list[str]:
+        return list(dict.fromkeys(self.rows))
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.get("threshold", DEFAULT_THRESHOLD))
+
+    def upsert(self, rows: Sequence[str], vectors: np.ndarray, image_counts: dict[str, int]) -> tuple[int, int]:
+        """Add identities, replacing any already present. Returns (added, replaced) identity counts."""
+        new = set(rows)
+        existing = set(self.rows)
+        keep = [i for i, r in enumerate(self.rows) if r not in new]
+        self.rows = [self.rows[i] for i in keep] + list(rows)
+        self.vectors = np.concatenate([self.vectors[keep], normalise(vectors)])
+        self.meta["image_counts"].update(image_counts)
+        self.meta["updated"] = _now()
+        self._index = None
+        return len(new - existing), len(new & existing)
+
+    # ---- search
+    def index(self):
+        """The FAISS index (exact inner product, or HNSW above APPROX_ABOVE rows), built on demand."""
+        if self._index is None:
+            self._index = _make_index(self.vectors)
+        return self._index
+
+    def search(self, queries: np.ndarray, k: int = 5) -> tuple[list[list[str]], np.ndarray]:
+        """The ``k`` nearest identities of each query and their cosine similarities (best first).
+
+        With one row per image, an identity appears once, at its best row.
+        """
+        q = normalise(queries)
+        k = max(1, min(k, len(self.identities)))
+        fetch = min(len(self.rows), k if not self.meta.get("per_image") else max(4 * k, k + 16))
+        sims, idx = self.index().search(q, fetch)
+        names: list[list[str]] = []
+        out = np.full((len(q), k), np.nan, np.float32)
+        for r in range(len(q)):
+            seen: list[str] = []
+            for j, s in zip(idx[r], sims[r], strict=True):
+                if j < 0:
+                    continue
+                name = self.rows[j]
+                if name not in seen:
+                    out[r, len(seen)] = s
+                    seen.append(name)
+                    if len(seen) == k:
+                        break
+            names.append(seen)
+        return names, out
+
+    def similarity_matrix(self, queries: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Cosine similarity of every query to every identity (best row per identity): for metrics."""
+        names = self.identities
+        pos = {n: i for i, n in enumerate(names)}
+        s = normalise(queries) @ self.vectors.T
+        if len(names) == len(self.rows):
+            order = [pos[r] for r in self.rows]
+            out = np.empty_like(s)
+            out[:, order] = s
+            return names, out
+        out = np.full((len(queries), len(names)), -np.inf, np.float32)
+        for j, r in enumerate(self.rows):
+            np.maximum(out[:, pos[r]], s[:, j], out=out[:, pos[r]])
+        return names, out
+
+    # ---- persistence
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """Write the gallery folder atomically (temp folder, then swap)."""
+        import faiss
+
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            faiss.write_index(self.index(), str(tmp / INDEX_FILE))
+            np.save(tmp / TEMPLATES_FILE, self.vectors)
+            meta = {**self.meta, "rows": self.rows, "identities": len(self.identities), "dim": self.dim,
+                    "index": "hnsw" if len(self.rows) > APPROX_ABOVE else "flat_inner_product"}
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+            old = None
+            if folder.exists():
+                old = folder.with_name(f".{folder.name}.old")
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> Gallery:
+        """Read a gallery folder; FacecliError when it is missing or corrupt."""
+        import faiss
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FacecliError(f"gallery not found: {folder} (build one with 'facecli gallery build')")
+        try:
+            meta = json.loads((folder / META_FILE).read_text())
+            vectors = np.load(folder / TEMPLATES_FILE, allow_pickle=False)
+            index = faiss.read_index(str(folder / INDEX_FILE))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise FacecliError(f"gallery {folder} is missing or corrupt ({type(exc).__name__})") from None
+        if not isinstance(meta, dict) or meta.get("format") != GALLERY_FORMAT:
+            raise FacecliError(f"{folder} is not a facecli gallery")
+        rows = meta.pop("rows", None)
+        if rows is None or len(rows) != len(vectors) or index.ntotal != len(vectors) or index.d != vectors.shape[1]:
+            raise FacecliError(f"gallery {folder} is corrupt (index, templates and metadata disagree)")
+        return cls(rows, vectors.astype(np.float32), meta, index)
+
+    def check_model(self, sha256: str, path: str | os.PathLike[str]) -> None:
+        """Refuse probes embedded by another model than the one that built the gallery."""
+        want = self.meta.get("model", {}).get("sha256")
+        if want != sha256:
+            raise FacecliError(
+                f"gallery was built with another model ({self.meta.get('model', {}).get('path')}, "
+                f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...); rebuild the gallery"
+            )
+
+
+def _make_index(vectors: np.ndarray):
+    import faiss
+
+    d = vectors.shape[1]
+    if len(vectors) > APPROX_ABOVE:
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(d)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

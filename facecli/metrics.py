@@ -1,0 +1,146 @@
+"""Metrics, computed with scikit-learn: gender classification and face identification/verification."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+from facecli.scan import GENDER_LABELS
+
+# ---------------------------------------------------------------- gender
+
+
+def gender_metrics(y_true: Sequence[int], p_female: Sequence[float], threshold: float = 0.5) -> dict[str, Any]:
+    """Accuracy, precision, recall, F1 (female positive), balanced accuracy, ROC AUC, average precision,
+    per-class report and confusion matrix (rows true male/female, columns predicted) at ``threshold``."""
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(p_female, dtype=float)
+    pred = (p >= threshold).astype(int)
+    both = len(np.unique(y)) == 2
+    out: dict[str, Any] = {
+        "n": int(len(y)),
+        "n_male": int((y == 0).sum()),
+        "n_female": int((y == 1).sum()),
+        "threshold": float(threshold),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "precision": float(skm.precision_score(y, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y, pred, zero_division=0)),
+        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred)) if both else float("nan"),
+        "roc_auc": float(skm.roc_auc_score(y, p)) if both else float("nan"),
+        "average_precision": float(skm.average_precision_score(y, p)) if both else float("nan"),
+        "confusion_matrix": skm.confusion_matrix(y, pred, labels=[0, 1]).tolist(),
+        "per_class": skm.classification_report(
+            y, pred, labels=[0, 1], target_names=list(GENDER_LABELS), output_dict=True, zero_division=0
+        ),
+    }
+    return out
+
+
+def tune_threshold(y_true: Sequence[int], p_female: Sequence[float], objective: str = "f1") -> tuple[float, float]:
+    """The decision threshold maximising ``objective`` ("f1" of the female class or "balanced_accuracy").
+
+    Returns (threshold, objective value). Candidates are midpoints between sorted distinct scores.
+    """
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(p_female, dtype=float)
+    if len(np.unique(y)) < 2:
+        return 0.5, float("nan")
+    if objective == "f1":
+        prec, rec, thr = skm.precision_recall_curve(y, p)
+        f1 = 2 * prec[:-1] * rec[:-1] / np.maximum(prec[:-1] + rec[:-1], 1e-12)
+        i = int(np.argmax(f1))
+        return float(thr[i]), float(f1[i])
+    if objective == "balanced_accuracy":
+        fpr, tpr, thr = skm.roc_curve(y, p)
+        ba = (tpr + 1 - fpr) / 2
+        i = int(np.argmax(np.where(np.isfinite(thr), ba, -1)))
+        return float(min(thr[i], 1.0)), float(ba[i])
+    raise ValueError(f"unknown objective {objective!r}")
+
+
+# ---------------------------------------------------------------- identity
+
+
+def top_k(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``k`` largest entries of each row, best first."""
+    k = min(k, similarity.shape[1])
+    idx = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(similarity, idx, 1)
+    order = np.argsort(-vals, axis=1)
+    return np.take_along_axis(idx, order, 1), np.take_along_axis(vals, order, 1)
+
+
+def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float:
+    """True accept rate at the threshold where the false accept rate is at most ``far``."""
+    if len(genuine) == 0 or len(impostor) == 0:
+        return float("nan")
+    y = np.r_[np.ones(len(genuine)), np.zeros(len(impostor))]
+    fpr, tpr, _ = skm.roc_curve(y, np.r_[genuine, impostor])
+    ok = fpr <= far
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def verification_metrics(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> dict[str, float]:
+    """1:1 verification at ``threshold`` over genuine and impostor similarity scores.
+
+    accuracy, precision, recall (TAR), F1, FAR at the threshold, ROC AUC, TAR at FAR 1e-2 and 1e-3.
+    """
+    genuine, impostor = np.asarray(genuine, float), np.asarray(impostor, float)
+    y = np.r_[np.ones(len(genuine), int), np.zeros(len(impostor), int)]
+    s = np.r_[genuine, impostor]
+    pred = (s >= threshold).astype(int)
+    both = len(genuine) > 0 and len(impostor) > 0
+    return {
+        "pairs_genuine": int(len(genuine)),
+        "pairs_impostor": int(len(impostor)),
+        "accuracy": float(skm.accuracy_score(y, pred)) if len(y) else float("nan"),
+        "precision": float(skm.precision_score(y, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y, pred, zero_division=0)) if len(genuine) else float("nan"),
+        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "far": float((impostor >= threshold).mean()) if len(impostor) else float("nan"),
+        "roc_auc": float(skm.roc_auc_score(y, s)) if both else float("nan"),
+        "tar_at_far_1e-2": tar_at_far(genuine, impostor, 1e-2),
+        "tar_at_far_1e-3": tar_at_far(genuine, impostor, 1e-3),
+    }
+
+
+def identification_metrics(
+    true_ids: Sequence[str],
+    pred_ids: Sequence[str],
+    best_sim: Sequence[float],
+    in_gallery: Sequence[bool],
+    threshold: float,
+) -> dict[str, Any]:
+    """Closed- and open-set identification figures.
+
+    Closed set (probes whose identity is in the gallery): top-1 accuracy and macro-F1 over identities of
+    the rank-1 prediction, and the detection-and-identification rate (rank-1 right and accepted at
+    ``threshold``). Open set (probes whose identity is not in the gallery): the false positive
+    identification rate (accepted anyway); a rejection counts as correct in ``open_set_accuracy``,
+    which covers every probe.
+    """
+    t = np.asarray(true_ids, dtype=object)
+    p = np.asarray(pred_ids, dtype=object)
+    s = np.asarray(best_sim, dtype=float)
+    g = np.asarray(in_gallery, dtype=bool)
+    accepted = s >= threshold
+    closed = int(g.sum())
+    out: dict[str, Any] = {"probes": int(len(t)), "probes_in_gallery": closed, "probes_open_set": int((~g).sum())}
+    if closed:
+        correct = p[g] == t[g]
+        out["top1_accuracy"] = float(correct.mean())
+        out["macro_f1"] = float(
+            skm.f1_score(t[g].astype(str), p[g].astype(str), labels=np.unique(t[g].astype(str)),
+                         average="macro", zero_division=0)
+        )
+        out["detection_identification_rate"] = float((correct & accepted[g]).mean())
+    else:
+        out["top1_accuracy"] = out["macro_f1"] = out["detection_identification_rate"] = float("nan")
+    out["fpir"] = float(accepted[~g].mean()) if (~g).any() else float("nan")
+    right = np.where(g, (p == t) & accepted, ~accepted)
+    out["open_set_accuracy"] = float(right.mean()) if len(t) else float("nan")
+    return out

@@ -1,0 +1,149 @@
+"""The batch path shared by classify, gallery building and matching.
+
+scan -> decode -> (detect) -> crop -> batch -> model. Decoding runs in a small thread pool (OpenCV
+releases the GIL) one chunk ahead of the model, so the model rarely waits for the disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecli.decode import DecodeError, read_image
+from facecli.detect import detect_faces
+from facecli.preprocess import Box, Preprocessing, crop_face, to_tensor
+from facecli.runtime import OnnxModel
+
+FACE_OFF = "off"  # detection not asked for
+FACE_FOUND = "detected"
+FACE_NOT_FOUND = "not_found"  # detection asked for, none found: the whole-image crop was used
+
+
+@dataclass
+class Crop:
+    """One model input cut from one image."""
+
+    index: int  # position of the source image in the input list
+    face: int  # 0 = largest face (or the whole-image crop)
+    box: Box | None
+    face_status: str
+    pixels: np.ndarray  # (size, size, 3) BGR uint8
+
+
+def prepare_image(path: Path, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
+    """Decode one file and cut its model inputs: one crop, or one per face when ``all_faces``.
+
+    With ``spec.detect == "auto"`` faces are detected; when none is found the centred crop is used and
+    the crop is marked ``not_found``. Raises DecodeError for unreadable files.
+    """
+    img = read_image(path)
+    return crops_from_array(img, index, spec, all_faces)
+
+
+def crops_from_array(img: np.ndarray, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
+    """The crops of an already-decoded BGR image (see :func:`prepare_image`)."""
+    if spec.detect == "none":
+        return [Crop(index, 0, None, FACE_OFF, crop_face(img, spec))]
+    boxes = detect_faces(img)
+    if not boxes:
+        return [Crop(index, 0, None, FACE_NOT_FOUND, crop_face(img, spec))]
+    chosen = boxes if all_faces else boxes[:1]
+    return [Crop(index, i, b, FACE_FOUND, crop_face(img, spec, b)) for i, b in enumerate(chosen)]
+
+
+@dataclass
+class BatchResult:
+    """Model outputs of every crop, and the images that failed."""
+
+    crops: list[Crop]  # pixels dropped after inference to save memory
+    outputs: np.ndarray  # (len(crops), ...) model outputs in crop order
+    failures: dict[int, str]  # input index -> error message
+
+
+def default_workers() -> int:
+    """Decoder threads: one per core, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def iter_prepared(
+    paths: Sequence[Path],
+    spec: Preprocessing,
+    all_faces: bool = False,
+    chunk: int = 64,
+    workers: int | None = None,
+) -> Iterator[tuple[list[Crop], dict[int, str], int]]:
+    """Yield (crops, failures, images done) chunk by chunk, decoding the next chunk in the background."""
+
+    def work(i: int) -> list[Crop] | str:
+        try:
+            return prepare_image(paths[i], i, spec, all_faces)
+        except DecodeError as exc:
+            return str(exc)
+        except Exception as exc:  # never let one odd file stop a batch
+            return f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+        starts = list(range(0, len(paths), chunk))
+
+        def submit(s: int) -> list[Future]:
+            return [pool.submit(work, i) for i in range(s, min(s + chunk, len(paths)))]
+
+        pending = submit(starts[0]) if starts else []
+        for n, _ in enumerate(starts):
+            nxt = submit(starts[n + 1]) if n + 1 < len(starts) else []
+            crops: list[Crop] = []
+            failures: dict[int, str] = {}
+            for k, fut in enumerate(pending):
+                res = fut.result()
+                if isinstance(res, str):
+                    failures[starts[n] + k] = res
+                else:
+                    crops += res
+            yield crops, failures, len(pending)
+            pending = nxt
+
+
+def run_model(
+    model: OnnxModel,
+    paths: Sequence[Path],
+    *,
+    batch_size: int = 64,
+    all_faces: bool = False,
+    detect: str | None = None,
+    workers: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> BatchResult:
+    """Run ``model`` over image files; bad files become ``failures`` while the batch goes on.
+
+    ``detect`` overrides the model's stored detection setting ("auto" or "none"); ``on_progress`` is
+    called with the number of images finished after each chunk.
+    """
+    spec = model.preprocessing
+    if detect is not None:
+        spec = spec.replace(detect=detect)
+    all_crops: list[Crop] = []
+    outs: list[np.ndarray] = []
+    failures: dict[int, str] = {}
+    for crops, fails, done in iter_prepared(paths, spec, all_faces, chunk=batch_size, workers=workers):
+        failures.update(fails)
+        if crops:
+            outs.append(model.run(to_tensor([c.pixels for c in crops], spec)))
+            for c in crops:
+                c.pixels = np.empty(0, np.uint8)
+            all_crops += crops
+        if on_progress:
+            on_progress(done)
+    if outs:
+        outputs = np.concatenate(outs)
+    else:
+        outputs = np.zeros((0,) + tuple(d if isinstance(d, int) else 1 for d in _out_shape(model)[1:]), np.float32)
+    return BatchResult(all_crops, outputs, failures)
+
+
+def _out_shape(model: OnnxModel) -> list:
+    return list(model.session.get_outputs()[0].shape)

@@ -1,0 +1,114 @@
+"""Preprocessing: the one source of truth shared by training, export and inference.
+
+A :class:`Preprocessing` is stored with every model (run-folder JSON and ONNX metadata) and applied by
+:func:`crop_face` (geometry) and :func:`to_tensor` (colour order, scaling, mean/std) everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]  # x, y, w, h in source-image pixels
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes a model input.
+
+    size: side of the square input in pixels (112 by default: fast on CPU, enough for FACECOM faces).
+    mean, std: per-channel normalisation applied to values scaled to [0, 1], in ``colour`` order.
+    colour: channel order the model expects ("RGB" or "BGR").
+    crop: fraction of the shorter image side kept by the centred square crop used when no face box is
+        known (0.8 keeps the face and some hair of a 250x250 LFW-style photo).
+    detect: "none" (centred crop only) or "auto" (detect the face; fall back to the centred crop).
+    face_margin: the square around a detected face box is this many times the box's larger side.
+    """
+
+    size: int = 112
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    colour: str = "RGB"
+    crop: float = 0.8
+    detect: str = "none"
+    face_margin: float = 1.6
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
+        """Rebuild from :meth:`to_dict` output; unknown keys are ignored, missing ones take defaults."""
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for key in ("mean", "std"):
+            if key in known:
+                known[key] = tuple(float(v) for v in known[key])
+        spec = cls(**known)
+        spec.validate()
+        return spec
+
+    def replace(self, **changes: Any) -> Preprocessing:
+        """A copy with some fields changed."""
+        d = self.to_dict()
+        d.update(changes)
+        return Preprocessing.from_dict(d)
+
+    def validate(self) -> None:
+        """Raise ValueError on settings no model could use."""
+        if self.size < 16:
+            raise ValueError(f"input size {self.size} is too small")
+        if self.colour not in ("RGB", "BGR"):
+            raise ValueError(f"colour must be RGB or BGR, not {self.colour!r}")
+        if not 0.1 <= self.crop <= 1.0:
+            raise ValueError(f"crop must lie in [0.1, 1], not {self.crop}")
+        if self.detect not in ("none", "auto"):
+            raise ValueError(f"detect must be 'none' or 'auto', not {self.detect!r}")
+
+
+def square_region(img_shape: tuple[int, ...], spec: Preprocessing, box: Box | None) -> tuple[int, int, int]:
+    """The square (centre x, centre y, side) cut from an image: around ``box`` or the centred crop."""
+    h, w = img_shape[:2]
+    if box is not None:
+        x, y, bw, bh = box
+        side = max(bw, bh) * spec.face_margin
+        return int(round(x + bw / 2)), int(round(y + bh / 2)), max(2, int(round(side)))
+    side = max(2, int(round(min(h, w) * spec.crop)))
+    return w // 2, h // 2, side
+
+
+def crop_face(img: np.ndarray, spec: Preprocessing, box: Box | None = None) -> np.ndarray:
+    """Cut the model's square view of ``img`` (BGR uint8) and resize it to ``spec.size``.
+
+    With ``box`` the square is centred on the face box and ``face_margin`` times its size; without, it
+    is the centred ``crop`` fraction of the shorter side. Parts outside the image are edge-replicated.
+    """
+    h, w = img.shape[:2]
+    cx, cy, side = square_region(img.shape, spec, box)
+    x0, y0 = cx - side // 2, cy - side // 2
+    x1, y1 = x0 + side, y0 + side
+    pad = (max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w))
+    patch = img[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+    if any(pad):
+        patch = cv2.copyMakeBorder(patch, *pad, borderType=cv2.BORDER_REPLICATE)
+    interp = cv2.INTER_AREA if side > spec.size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (spec.size, spec.size), interpolation=interp)
+
+
+def to_tensor(crops: np.ndarray | list[np.ndarray], spec: Preprocessing) -> np.ndarray:
+    """Turn BGR uint8 crops (N, S, S, 3) into the model's float32 NCHW input."""
+    batch = np.asarray(crops if isinstance(crops, np.ndarray) else np.stack(crops))
+    if batch.ndim == 3:
+        batch = batch[None]
+    if spec.colour == "RGB":
+        batch = batch[..., ::-1]
+    x = batch.astype(np.float32) * np.float32(1.0 / 255.0)
+    x -= np.asarray(spec.mean, dtype=np.float32)
+    x /= np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))

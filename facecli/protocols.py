@@ -1,0 +1,173 @@
+"""Matching probes against a gallery and scoring the result when the true identities are known.
+
+Used alike by ``facecli match``, ``facecli evaluate identity``, ``facecli calibrate`` and model selection
+during training, so every figure is computed one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from facecli.gallery import Gallery, build_templates
+from facecli.metrics import identification_metrics, verification_metrics
+from facecli.metrics import top_k as top_k_rows
+from facecli.scan import IdentityImage
+
+MAX_IMPOSTOR_PAIRS = 5_000_000
+
+
+@dataclass
+class MatchResult:
+    """Per-probe decisions (``table``) and, with ground truth, the metrics and similarity scores."""
+
+    table: pd.DataFrame  # identity, similarity, accepted, top_k, top_k_similarity (+ true_identity)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    per_kind: pd.DataFrame | None = None
+    genuine: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    impostor: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def match_embeddings(
+    gallery: Gallery,
+    probes: np.ndarray,
+    threshold: float,
+    top_k: int = 5,
+    true_ids: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    seed: int = 0,
+) -> MatchResult:
+    """Match probe embeddings: nearest identities, best similarity, accepted when similarity >= threshold.
+
+    With ``true_ids`` the result carries identification metrics (top-1, macro-F1, DIR, FPIR, open-set
+    accuracy), 1:1 verification metrics over probe x identity pairs, and the same per distortion ``kinds``.
+    """
+    full = None
+    if true_ids is not None and len(probes):
+        # metrics need every probe x identity similarity anyway: rank from that exact matrix
+        col_names, full = gallery.similarity_matrix(probes)
+        idx, sims = top_k_rows(full, top_k)
+        names = [[col_names[j] for j in row] for row in idx]
+    elif len(probes):
+        names, sims = gallery.search(probes, top_k)
+    else:
+        names, sims = [], np.zeros((0, top_k))
+    best = sims[:, 0] if len(probes) else np.zeros(0)
+    pred = [n[0] if n else "" for n in names]
+    accepted = best >= threshold
+    table = pd.DataFrame({
+        "identity": [p if a else "unknown" for p, a in zip(pred, accepted, strict=True)],
+        "similarity": np.round(best.astype(float), 6),
+        "accepted": accepted,
+        "nearest": pred,
+        "top_k": ["|".join(n) for n in names],
+        "top_k_similarity": ["|".join(f"{v:.4f}" for v in row[: len(n)]) for row, n in zip(sims, names, strict=True)],
+    })
+    if true_ids is None:
+        return MatchResult(table)
+    true_ids = list(true_ids)
+    table["true_identity"] = true_ids
+    in_gallery = np.isin(np.asarray(true_ids, dtype=object), np.asarray(gallery.identities, dtype=object))
+    table["in_gallery"] = in_gallery
+    if full is None:
+        col_names, full = gallery.similarity_matrix(probes)
+    col = {n: i for i, n in enumerate(col_names)}
+    true_col = np.array([col.get(t, -1) for t in true_ids])
+    rng = np.random.default_rng(seed)
+
+    def scores(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.flatnonzero(mask)
+        gen = full[rows[true_col[rows] >= 0], true_col[rows][true_col[rows] >= 0]]
+        neg = np.ones((len(rows), full.shape[1]), bool)
+        ok = true_col[rows] >= 0
+        neg[np.flatnonzero(ok), true_col[rows][ok]] = False
+        imp = full[rows][neg]
+        if len(imp) > MAX_IMPOSTOR_PAIRS:
+            imp = rng.choice(imp, MAX_IMPOSTOR_PAIRS, replace=False)
+        return gen, imp
+
+    def block(mask: np.ndarray) -> dict[str, Any]:
+        ident = identification_metrics(np.asarray(true_ids, dtype=object)[mask], np.asarray(pred, dtype=object)[mask],
+                                       best[mask], in_gallery[mask], threshold)
+        gen, imp = scores(mask)
+        ver = verification_metrics(gen, imp, threshold)
+        return {**ident, **{f"verification_{k}": v for k, v in ver.items()}}, gen, imp
+
+    everything = np.ones(len(true_ids), bool)
+    metrics, genuine, impostor = block(everything)
+    metrics["threshold"] = float(threshold)
+    metrics["gallery_identities"] = len(gallery.identities)
+    per_kind = None
+    if kinds is not None:
+        kinds_arr = np.asarray(kinds, dtype=object)
+        rows = {}
+        for kind in sorted(set(kinds)):
+            m, _, _ = block(kinds_arr == kind)
+            rows[kind or "clean"] = m
+        per_kind = pd.DataFrame(rows).T
+        per_kind.index.name = "distortion"
+    return MatchResult(table, metrics, per_kind, genuine, impostor)
+
+
+def in_memory_gallery(embeddings: np.ndarray, identities: Sequence[str], threshold: float = 0.5) -> Gallery:
+    """A gallery of one template per identity, not saved (for evaluation protocols)."""
+    names, templates, counts = build_templates(embeddings, identities)
+    return Gallery.create(names, templates, dict(zip(names, counts, strict=True)), {}, threshold)
+
+
+def facecom_split(items: Sequence[IdentityImage]) -> tuple[list[int], list[int]]:
+    """FACECOM's protocol: gallery = every clean image, probes = every distorted image."""
+    gallery = [i for i, it in enumerate(items) if not it.distortion]
+    probes = [i for i, it in enumerate(items) if it.distortion]
+    return gallery, probes
+
+
+def cross_photo_split(items: Sequence[IdentityImage]) -> tuple[list[int], list[int]]:
+    """Cross-photo protocol: probes never share a photo with the gallery.
+
+    For identities with two or more clean photos, the first half of their photos (sorted by name, at least
+    one) go to the gallery and the probes are the distorted copies of the other half; identities with a
+    single photo stay in the gallery as distractors. A model that matches backgrounds fails this test.
+    """
+    photos: dict[str, list[str]] = {}
+    for it in items:
+        if not it.distortion:
+            photos.setdefault(it.identity, []).append(it.source_stem)
+    held: dict[str, set[str]] = {}
+    for ident, stems in photos.items():
+        stems = sorted(set(stems))
+        n_gal = max(1, len(stems) // 2) if len(stems) >= 2 else len(stems)
+        held[ident] = set(stems[n_gal:])
+    gallery, probes = [], []
+    for i, it in enumerate(items):
+        if not it.distortion and it.source_stem not in held.get(it.identity, set()):
+            gallery.append(i)
+        elif it.distortion and it.source_stem in held.get(it.identity, set()):
+            probes.append(i)
+    return gallery, probes
+
+
+def run_protocol(
+    items: Sequence[IdentityImage], embeddings: np.ndarray, ok: np.ndarray, protocol: str, threshold: float,
+    top_k: int = 5,
+) -> tuple[MatchResult, list[int]] | None:
+    """Evaluate ``protocol`` ("facecom" or "cross_photo") on embedded ``items``.
+
+    ``ok`` marks the items whose embedding exists (readable files). Returns the match result and the item
+    indices of its probes, or None when the protocol has no gallery or no probe in this data.
+    """
+    split = facecom_split if protocol == "facecom" else cross_photo_split
+    gal, probes = split(items)
+    gal = [i for i in gal if ok[i]]
+    probes = [i for i in probes if ok[i]]
+    if not gal or not probes:
+        return None
+    gallery = in_memory_gallery(embeddings[gal], [items[i].identity for i in gal], threshold)
+    res = match_embeddings(gallery, embeddings[probes], threshold, top_k,
+                           [items[i].identity for i in probes], [items[i].distortion for i in probes])
+    res.metrics["protocol"] = protocol
+    return res, probes

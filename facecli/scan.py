@@ -1,0 +1,159 @@
+"""Finding images on disk: any folder recursively, labelled gender folders, identity-layout folders."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from facecli.errors import FacecliError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+DISTORTION_KINDS = ("blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny")
+GENDER_LABELS = ("male", "female")  # index = label: 0 = male, 1 = female (the positive class)
+
+
+def is_image(path: Path) -> bool:
+    """True when the file name has an image extension (jpg, jpeg, png, bmp, webp, tif, tiff; any case)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def require_dir(folder: str | os.PathLike[str], what: str = "folder") -> Path:
+    """Return ``folder`` as a Path, or raise a one-line FacecliError when it is missing or not a folder."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise FacecliError(f"{what} not found: {folder}")
+    if not folder.is_dir():
+        raise FacecliError(f"{what} is not a folder: {folder}")
+    return folder
+
+
+def scan_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """All image files below ``folder`` (recursive, sorted, hidden files and folders skipped).
+
+    Raises FacecliError when the folder is missing or holds no image.
+    """
+    root = require_dir(folder)
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if not name.startswith(".") and is_image(p):
+                found.append(p)
+    if not found:
+        raise FacecliError(f"no images found in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return found
+
+
+# ---------------------------------------------------------------- gender (Task A) layout
+
+
+def resolve_gender_split(data: str | os.PathLike[str], split: str) -> Path | None:
+    """Find the ``male/``+``female/`` folder for ``split`` ('train' or 'val') inside a Task A folder.
+
+    ``DATA/<split>/{male,female}`` is used when present; for 'train', ``DATA/{male,female}`` also works.
+    Returns None when there is no such split.
+    """
+    root = require_dir(data, "data folder")
+    cand = root / split
+    if _has_gender_dirs(cand):
+        return cand
+    if split == "train" and _has_gender_dirs(root):
+        return root
+    return None
+
+
+def _has_gender_dirs(folder: Path) -> bool:
+    return all((folder / name).is_dir() for name in GENDER_LABELS)
+
+
+def scan_gender_folder(folder: str | os.PathLike[str]) -> tuple[list[Path], list[int]]:
+    """Images and labels (0 male, 1 female) of a folder holding ``male/`` and ``female/``.
+
+    A Task A folder (holding ``val/`` or ``train/``) is accepted too: its ``val/`` is preferred.
+    """
+    root = require_dir(folder)
+    if not _has_gender_dirs(root):
+        for split in ("val", "train"):
+            if _has_gender_dirs(root / split):
+                root = root / split
+                break
+        else:
+            raise FacecliError(f"{folder} must hold 'male/' and 'female/' folders (or a Task A 'val/' with them)")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(GENDER_LABELS):
+        try:
+            imgs = scan_images(root / name)
+        except FacecliError:
+            imgs = []
+        paths += imgs
+        labels += [label] * len(imgs)
+    if not paths:
+        raise FacecliError(f"no images in {root}/male or {root}/female")
+    return paths, labels
+
+
+# ---------------------------------------------------------------- identity (Task B) layout
+
+
+@dataclass(frozen=True)
+class IdentityImage:
+    """One image of an identity-layout folder."""
+
+    path: Path
+    identity: str
+    distortion: str  # "" for a clean image, else one of DISTORTION_KINDS or "other"
+    source_stem: str  # stem of the clean photo this image derives from
+
+
+def parse_distortion(stem: str) -> tuple[str, str]:
+    """Split ``<stem>_<kind>`` into (source stem, kind); kind is 'other' for an unknown suffix."""
+    base, _, kind = stem.rpartition("_")
+    if base and kind in DISTORTION_KINDS:
+        return base, kind
+    return stem, "other"
+
+
+def is_identity_root(folder: Path) -> bool:
+    """True when ``folder`` looks like an identity root: sub-folders of images (and/or distortion/)."""
+    for sub in folder.iterdir():
+        if sub.is_dir() and not sub.name.startswith("."):
+            if (sub / "distortion").is_dir() or any(is_image(f) for f in sub.iterdir() if f.is_file()):
+                return True
+    return False
+
+
+def resolve_identity_root(data: str | os.PathLike[str], split: str = "train") -> Path | None:
+    """Find the identity root for ``split`` in a Task B folder: ``DATA/<split>`` or (for train) ``DATA``."""
+    root = require_dir(data, "data folder")
+    cand = root / split
+    if cand.is_dir() and is_identity_root(cand):
+        return cand
+    if split == "train" and is_identity_root(root) and not (root / "val").is_dir():
+        return root
+    return None
+
+
+def scan_identity_folder(root: str | os.PathLike[str]) -> list[IdentityImage]:
+    """All images of an identity-layout folder.
+
+    ``ROOT/<identity>/*.jpg`` are clean images; ``ROOT/<identity>/distortion/<stem>_<kind>.jpg`` are
+    degraded copies. Raises FacecliError when no identity folder holds an image.
+    """
+    root = require_dir(root)
+    items: list[IdentityImage] = []
+    for ident_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(ident_dir.iterdir()):
+            if f.is_file() and is_image(f) and not f.name.startswith("."):
+                items.append(IdentityImage(f, ident_dir.name, "", f.stem))
+        dist = ident_dir / "distortion"
+        if dist.is_dir():
+            for f in sorted(dist.rglob("*")):
+                if f.is_file() and is_image(f) and not f.name.startswith("."):
+                    stem, kind = parse_distortion(f.stem)
+                    items.append(IdentityImage(f, ident_dir.name, kind, stem))
+    if not items:
+        raise FacecliError(f"{root} holds no identity folders with images (expected ROOT/<identity>/*.jpg)")
+    return items

@@ -1,0 +1,1 @@
+"""Training side of facecli: data, augmentation, model factory, losses, training loop and ONNX export."""

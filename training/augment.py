@@ -1,0 +1,52 @@
+"""Augmentations (albumentations) that mimic FACECOM's degradations plus the usual geometric and colour ones.
+
+They run on the model's square crop (already cut by :func:`facecli.preprocess.crop_face`), so training
+sees exactly the geometry inference sees, then randomly perturbed.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+
+
+def degradations(size: int) -> A.OneOf:
+    """One of: blur, fog, rain, low light, noise, sun glare, down-scaling (FACECOM's seven kinds)."""
+    return A.OneOf(
+        [
+            A.OneOf([A.GaussianBlur(sigma_limit=(0.8, 3.0), p=1), A.MotionBlur(blur_limit=(3, 9), p=1)], p=1),
+            A.RandomFog(fog_coef_range=(0.3, 0.8), alpha_coef=0.1, p=1),
+            A.RandomRain(slant_range=(-15, 15), drop_length=max(4, size // 10), blur_value=3,
+                         brightness_coefficient=0.8, p=1),
+            A.OneOf(
+                [A.RandomBrightnessContrast(brightness_limit=(-0.6, -0.25), contrast_limit=(-0.4, 0.0), p=1),
+                 A.RandomGamma(gamma_limit=(180, 350), p=1)],
+                p=1,
+            ),
+            A.OneOf([A.GaussNoise(std_range=(0.05, 0.25), p=1), A.ISONoise(intensity=(0.2, 0.6), p=1)], p=1),
+            A.RandomSunFlare(flare_roi=(0, 0, 1, 0.6), src_radius=max(8, size // 3),
+                             num_flare_circles_range=(3, 6), p=1),
+            A.Downscale(scale_range=(0.2, 0.5), p=1),
+        ],
+        p=1,
+    )
+
+
+def train_transform(size: int, degrade_p: float = 0.5, strength: float = 1.0) -> A.Compose:
+    """Training augmentation for ``size``-pixel square crops.
+
+    Flips, small shifts/scales/rotations, colour jitter, one FACECOM-like degradation with probability
+    ``degrade_p`` and coarse dropout. ``strength`` scales the geometric jitter (0 turns it off).
+    """
+    s = strength
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(scale=(1 - 0.1 * s, 1 + 0.1 * s), translate_percent=(-0.06 * s, 0.06 * s),
+                     rotate=(-12 * s, 12 * s), border_mode=1, p=0.7 if s > 0 else 0),
+            A.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25, hue=0.04, p=0.5),
+            A.ToGray(p=0.05),
+            A.OneOf([degradations(size)], p=degrade_p),
+            A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.08, 0.2),
+                            hole_width_range=(0.08, 0.2), fill=0, p=0.25),
+        ]
+    )

@@ -1,0 +1,189 @@
+"""``facecli train identity``: FACECOM Task B folder -> run folder with the best face embedder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch.utils.data import DataLoader
+
+from facecli.errors import FacecliError
+from facecli.preprocess import Preprocessing
+from facecli.protocols import run_protocol
+from facecli.scan import IdentityImage, resolve_identity_root, scan_identity_folder
+from training.augment import train_transform
+from training.data import CropDataset, load_crops, predict_batches
+from training.loop import FitConfig, fit, pick_device, seed_everything, worker_init
+from training.losses import ArcFaceLoss, BatchHardTripletLoss
+from training.models import DEFAULT_BACKBONE, backbone_norm, create_model
+from training.run_dir import WEIGHTS, write_config, write_history
+from training.samplers import IdentitySampler
+
+
+@dataclass
+class IdentityTrainOptions:
+    """Options of ``facecli train identity`` (see the CLI help for each)."""
+
+    data: Path
+    out: Path
+    backbone: str = DEFAULT_BACKBONE
+    pretrained: str = "auto"
+    size: int = 112
+    crop: float = 0.6
+    detect: str = "none"
+    embedding_dim: int = 512
+    loss: str = "arcface"  # arcface | triplet
+    margin: float = 0.3
+    scale: float = 32.0
+    epochs: int = 10
+    batch_size: int = 64
+    identities_per_batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    patience: int = 4
+    val_fraction: float = 0.2
+    seed: int = 0
+    degrade_p: float = 0.3
+    workers: int = 2
+    device: str = "auto"
+    limit: int = 0  # use at most this many training identities (quick trials); 0 = all
+
+
+def split_by_identity(items: list[IdentityImage], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split of item indices by identity: no identity is on both sides."""
+    names = sorted({it.identity for it in items})
+    if len(names) < 2:
+        raise FacecliError("need at least 2 identities to hold out a validation split")
+    rng = np.random.default_rng(seed)
+    n_val = min(len(names) - 1, max(1, int(round(len(names) * fraction))))
+    val = set(rng.choice(names, n_val, replace=False).tolist())
+    tr = [i for i, it in enumerate(items) if it.identity not in val]
+    va = [i for i, it in enumerate(items) if it.identity in val]
+    return tr, va
+
+
+def validation_scores(items: list[IdentityImage], emb: np.ndarray) -> dict[str, float]:
+    """FACECOM protocol (clean gallery, distorted probes) and cross-photo protocol on held-out identities."""
+    ok = np.ones(len(items), bool)
+    out: dict[str, float] = {}
+    for name in ("facecom", "cross_photo"):
+        res = run_protocol(items, emb, ok, name, threshold=0.5)
+        if res is None:
+            continue
+        m = res[0].metrics
+        out[f"val_{name}_top1"] = m["top1_accuracy"]
+        out[f"val_{name}_macro_f1"] = m["macro_f1"]
+        out[f"val_{name}_tar_far1e-3"] = m["verification_tar_at_far_1e-3"]
+        out[f"val_{name}_probes"] = m["probes"]
+    parts = [out[k] for k in ("val_facecom_top1", "val_facecom_macro_f1", "val_cross_photo_top1") if k in out]
+    out["val_score"] = float(np.mean(parts)) if parts else float("nan")
+    return out
+
+
+def train_identity(opt: IdentityTrainOptions, console: Console | None = None) -> dict[str, Any]:
+    """Train an embedder with ArcFace (default) or batch-hard triplet loss on clean + distorted images.
+
+    The best epoch is the one with the highest ``val_score``: the mean of FACECOM top-1, FACECOM macro-F1
+    and cross-photo top-1 on the held-out identities. Returns the run config.
+    """
+    console = console or Console()
+    seed_everything(opt.seed)
+    train_root = resolve_identity_root(opt.data, "train")
+    if train_root is None:
+        raise FacecliError(f"{opt.data} is not a Task B folder (expected DATA/train/<identity>/ or <identity>/ folders)")
+    items = scan_identity_folder(train_root)
+    val_root = resolve_identity_root(opt.data, "val")
+    if val_root is not None and val_root != train_root:
+        tr_items, va_items = items, scan_identity_folder(val_root)
+        split_note = f"given validation folder {val_root}"
+    else:
+        tr, va = split_by_identity(items, opt.val_fraction, opt.seed)
+        tr_items, va_items = [items[i] for i in tr], [items[i] for i in va]
+        split_note = f"identity-disjoint {opt.val_fraction:.0%} hold-out of {train_root}, seed {opt.seed}"
+    if opt.limit:
+        keep = set(sorted({it.identity for it in tr_items})[: opt.limit])
+        tr_items = [it for it in tr_items if it.identity in keep]
+    classes = sorted({it.identity for it in tr_items})
+    if len(classes) < 2:
+        raise FacecliError("need at least 2 training identities")
+
+    mean, std = backbone_norm(opt.backbone)
+    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop, detect=opt.detect)
+    opt.out.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]identity[/] {len(classes)} train identities ({len(tr_items)} images) / "
+                  f"{len({it.identity for it in va_items})} val identities ({len(va_items)} images) ({split_note})")
+    t0 = time.time()
+    train_x, keep_i, fails = load_crops([it.path for it in tr_items], spec)
+    cls_of = {c: i for i, c in enumerate(classes)}
+    train_y = [cls_of[tr_items[i].identity] for i in keep_i]
+    val_x, vkeep, vfails = load_crops([it.path for it in va_items], spec)
+    va_items = [va_items[i] for i in vkeep]
+    console.print(f"decoded and cropped in {time.time() - t0:.1f}s; unreadable: {len(fails) + len(vfails)}")
+
+    ds = CropDataset(train_x, train_y, spec, train_transform(opt.size, degrade_p=opt.degrade_p))
+    gen = torch.Generator().manual_seed(opt.seed)
+    if opt.loss == "triplet":
+        k = max(2, opt.batch_size // opt.identities_per_batch)
+        sampler = IdentitySampler(train_y, opt.identities_per_batch, k, seed=opt.seed)
+        loader = DataLoader(ds, batch_sampler=sampler, num_workers=opt.workers, worker_init_fn=worker_init,
+                            persistent_workers=opt.workers > 0, generator=gen)
+        criterion: torch.nn.Module = BatchHardTripletLoss(opt.margin)
+    else:
+        loader = DataLoader(ds, batch_size=opt.batch_size, shuffle=True, num_workers=opt.workers,
+                            drop_last=len(ds) > opt.batch_size, worker_init_fn=worker_init,
+                            persistent_workers=opt.workers > 0, generator=gen)
+        criterion = ArcFaceLoss(opt.embedding_dim, len(classes), scale=opt.scale, margin=opt.margin)
+    model = create_model("identity", opt.backbone, opt.pretrained, embedding_dim=opt.embedding_dim)
+    device = pick_device(opt.device)
+
+    def evaluate() -> dict[str, float]:
+        emb = predict_batches(model, val_x, spec, device)
+        return validation_scores(va_items, emb)
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {}
+
+    def on_epoch(epoch: int, r: dict[str, Any]) -> None:
+        history.append(r)
+        if r["best"]:
+            best.update(r)
+        console.print(f"epoch {epoch}: loss {r['train_loss']:.4f}  FACECOM top-1 {r.get('val_facecom_top1', 0):.4f} "
+                      f"F1 {r.get('val_facecom_macro_f1', 0):.4f}  cross-photo top-1 "
+                      f"{r.get('val_cross_photo_top1', float('nan')):.4f}  {r['train_images_per_s']:.0f} img/s"
+                      f"  {'*' if r['best'] else ''}")
+        write_history(opt.out, history, ["val_facecom_top1", "val_facecom_macro_f1", "val_cross_photo_top1"])
+
+    fc = FitConfig(epochs=opt.epochs, lr=opt.lr, weight_decay=opt.weight_decay, patience=opt.patience,
+                   restart_epochs=max(1, opt.epochs), seed=opt.seed)
+    _, best_epoch = fit(model, criterion, loader, evaluate, "val_score", fc, opt.out, device, console, on_epoch)
+    table = Table("epoch", "loss", "FACECOM top-1", "FACECOM F1", "cross-photo top-1", "best",
+                  title="identity training")
+    for r in history:
+        table.add_row(str(r["epoch"]), f"{r['train_loss']:.4f}", f"{r.get('val_facecom_top1', 0):.4f}",
+                      f"{r.get('val_facecom_macro_f1', 0):.4f}", f"{r.get('val_cross_photo_top1', float('nan')):.4f}",
+                      "*" if r["best"] else "")
+    console.print(table)
+    config = {
+        "task": "identity",
+        "backbone": opt.backbone,
+        "model_kwargs": {"embedding_dim": opt.embedding_dim},
+        "preprocessing": spec.to_dict(),
+        "threshold": 0.5,
+        "best_epoch": best_epoch,
+        "weights": WEIGHTS,
+        "metrics": {"split": "validation", "protocol": split_note,
+                    **{k: v for k, v in best.items() if k.startswith("val_")}},
+        "data": {"train_root": str(train_root), "train_identities": len(classes), "train_images": len(train_y),
+                 "val_identities": len({it.identity for it in va_items}), "val_images": len(va_items),
+                 "unreadable": len(fails) + len(vfails), "split": split_note},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opt).items()},
+        "train_time_s": round(time.time() - t0, 1),
+    }
+    write_config(opt.out, config)
+    return config
