@@ -113,8 +113,16 @@ def match_embeddings(
     return MatchResult(table, metrics, per_kind, genuine, impostor)
 
 
-def in_memory_gallery(embeddings: np.ndarray, identities: Sequence[str], threshold: float = 0.5) -> Gallery:
-    """A gallery of one template per identity, not saved (for evaluation protocols)."""
+def in_memory_gallery(embeddings: np.ndarray, identities: Sequence[str], threshold: float = 0.5,
+                      per_image: bool = True) -> Gallery:
+    """A gallery that is not saved (for evaluation protocols).
+
+    ``per_image`` (default) keeps one vector per reference photo and scores an identity by its best photo;
+    otherwise one template (mean embedding) per identity.
+    """
+    if per_image:
+        counts = pd.Series(list(identities)).value_counts().to_dict()
+        return Gallery.create(list(identities), embeddings, counts, {}, threshold, per_image=True)
     names, templates, counts = build_templates(embeddings, identities)
     return Gallery.create(names, templates, dict(zip(names, counts, strict=True)), {}, threshold)
 
