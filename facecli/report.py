@@ -23,6 +23,11 @@ def fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def _plain(v: Any) -> Any:
+    """numpy scalars -> Python numbers; whole floats stay floats (they are rates)."""
+    return v.item() if hasattr(v, "item") else v
+
+
 def metric_table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
     """A two-column table of metric name and value."""
     t = Table(title=title, show_header=True)
@@ -39,8 +44,8 @@ def frame_table(title: str, df, digits: int = 4) -> Table:
     cols = ([df.index.name] if df.index.name else []) + [str(c) for c in df.columns]
     for c in cols:
         t.add_column(c, justify="right")
-    for idx, row in df.iterrows():
-        cells = ([str(idx)] if df.index.name else []) + [fmt(v, digits) for v in row.tolist()]
+    for idx, *values in df.itertuples(index=True, name=None):
+        cells = ([str(idx)] if df.index.name else []) + [fmt(_plain(v), digits) for v in values]
         t.add_row(*cells)
     return t
 
@@ -148,6 +153,7 @@ def print_identity_report(con: Console, result, title: str) -> None:
     if result.per_kind is not None and len(result.per_kind):
         cols = [c for c in KIND_COLUMNS if c in result.per_kind.columns]
         df = result.per_kind[cols].rename(columns=KIND_COLUMNS)
+        df = df.astype(float)
         df["probes"] = df["probes"].astype(int)
         con.print(frame_table("per distortion kind", df))
 

@@ -26,6 +26,11 @@ from training.models import DEFAULT_BACKBONE, backbone_norm, create_model
 from training.run_dir import WEIGHTS, write_config, write_history
 
 
+def split_stratified(paths: list[Path], labels: list[int], fraction: float, seed: int):
+    """Seeded stratified hold-out: (train paths, val paths, train labels, val labels)."""
+    return train_test_split(paths, labels, test_size=fraction, stratify=labels, random_state=seed)
+
+
 @dataclass
 class GenderTrainOptions:
     """Options of ``facecli train gender`` (see the CLI help for each)."""
@@ -72,9 +77,7 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
     else:
         if min(labels.count(0), labels.count(1)) < 2:
             raise FacecliError("need at least 2 images of each class to hold out a validation split")
-        paths, val_paths, labels, val_labels = train_test_split(
-            paths, labels, test_size=opt.val_fraction, stratify=labels, random_state=opt.seed
-        )
+        paths, val_paths, labels, val_labels = split_stratified(paths, labels, opt.val_fraction, opt.seed)
         split_note = f"stratified {opt.val_fraction:.0%} hold-out of {train_dir}, seed {opt.seed}"
     if opt.limit and len(paths) > opt.limit:
         paths, _, labels, _ = train_test_split(paths, labels, train_size=opt.limit, stratify=labels,

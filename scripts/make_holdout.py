@@ -1,0 +1,56 @@
+"""Recreate the held-out validation split used in training as a folder of symbolic links.
+
+The shipped models were selected on a held-out part of FACECOM's train split (stratified for gender, by
+identity for recognition). This script rebuilds exactly that part with the same split functions and
+seed, so the exported ONNX models can be evaluated on it through the CLI:
+
+    python scripts/make_holdout.py ../shared/data/FACECOM /tmp/holdout --seed 0
+    facecli evaluate gender /tmp/holdout/gender
+    facecli evaluate identity /tmp/holdout/identity
+
+Nothing is copied: the folder holds links into DATA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from facecli.scan import GENDER_LABELS, resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
+from training.train_gender import split_stratified
+from training.train_identity import split_by_identity
+
+
+def link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
+    os.symlink(src.resolve(), dst)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", type=Path, help="FACECOM folder holding Task_A/ and Task_B/")
+    ap.add_argument("out", type=Path, help="folder to create (gender/ and identity/ inside)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fraction", type=float, default=0.2)
+    args = ap.parse_args()
+
+    train_dir = resolve_gender_split(args.data / "Task_A", "train")
+    paths, labels = scan_gender_folder(train_dir)
+    _, val_paths, _, val_labels = split_stratified(paths, labels, args.fraction, args.seed)
+    for p, y in zip(val_paths, val_labels, strict=True):
+        link(p, args.out / "gender" / GENDER_LABELS[y] / p.name)
+    print(f"gender: {len(val_paths)} images ({sum(val_labels)} female) -> {args.out / 'gender'}")
+
+    root = resolve_identity_root(args.data / "Task_B", "train")
+    items = scan_identity_folder(root)
+    _, va = split_by_identity(items, args.fraction, args.seed)
+    for i in va:
+        link(items[i].path, args.out / "identity" / items[i].path.relative_to(root))
+    print(f"identity: {len({items[i].identity for i in va})} identities, {len(va)} images -> {args.out / 'identity'}")
+
+
+if __name__ == "__main__":
+    main()
