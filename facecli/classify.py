@@ -37,7 +37,7 @@ def classify_images(
     rows: list[dict] = []
     for crop, p in zip(res.crops, res.outputs.reshape(-1), strict=True):
         rows.append({
-            "_i": crop.index, "face": crop.face, "label": labels[int(p >= thr)], "p_female": round(float(p), 6),
+            "_i": crop.index, "face": crop.face, "label": labels[int(p >= thr)], "p_female": float(p),
             "face_status": crop.face_status, "box": "" if crop.box is None else " ".join(map(str, crop.box)),
             "error": "",
         })

@@ -52,7 +52,7 @@ def evaluate_gender(
         "path": [rel(q, Path(data)) for q in paths],
         "true": [GENDER_LABELS[v] for v in y],
         "predicted": [GENDER_LABELS[int(v >= thr)] if k else "" for v, k in zip(p, ok, strict=True)],
-        "p_female": np.round(p, 6),
+        "p_female": p,
         "face_status": status,
         "error": [res.failures.get(i, "") for i in range(len(paths))],
     })

@@ -61,7 +61,7 @@ def match_embeddings(
     accepted = best >= threshold
     table = pd.DataFrame({
         "identity": [p if a else "unknown" for p, a in zip(pred, accepted, strict=True)],
-        "similarity": np.round(best.astype(float), 6),
+        "similarity": best.astype(float),
         "accepted": accepted,
         "nearest": pred,
         "top_k": ["|".join(n) for n in names],

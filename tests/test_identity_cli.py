@@ -1,0 +1,166 @@
+"""Recognition end to end through the CLI: train, export, gallery build/add/info, match, calibrate, evaluate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from tests.conftest import make_identity_root
+
+
+@pytest.fixture
+def gallery(identity_model, identity_data, tmp_path, cli):
+    _, onnx_path = identity_model
+    g = tmp_path / "gallery"
+    r = cli("gallery", "build", identity_data / "train", "--gallery", g, "--model", onnx_path)
+    assert r.code == 0, r.err
+    return g
+
+
+def test_train_identity_run_folder(identity_model):
+    run, _ = identity_model
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["task"] == "identity"
+    assert cfg["model_kwargs"]["embedding_dim"] == 32
+    assert cfg["data"]["train_identities"] == 10 and cfg["data"]["val_identities"] == 4
+    assert "val_facecom_top1" in cfg["metrics"]
+    assert (run / "model.safetensors").is_file() and (run / "curves.png").is_file()
+
+
+def test_identity_split_is_disjoint_and_seeded(identity_data):
+    from facecli.scan import scan_identity_folder
+    from training.train_identity import split_by_identity
+
+    items = scan_identity_folder(identity_data / "train")
+    tr, va = split_by_identity(items, 0.3, seed=3)
+    assert {items[i].identity for i in tr}.isdisjoint({items[i].identity for i in va})
+    assert split_by_identity(items, 0.3, seed=3) == (tr, va)
+    assert len(tr) + len(va) == len(items)
+
+
+def test_gallery_build_templates_and_metadata(gallery, identity_model):
+    from facecli.gallery import Gallery
+    from facecli.runtime import file_sha256
+
+    g = Gallery.load(gallery)
+    assert len(g.identities) == 10 and len(g.rows) == 10  # one template per identity
+    assert np.allclose(np.linalg.norm(g.vectors, axis=1), 1, atol=1e-5)
+    assert g.meta["image_counts"]["person_02"] == 3 and g.meta["image_counts"]["person_05"] == 1
+    assert g.meta["model"]["sha256"] == file_sha256(identity_model[1])
+    assert g.meta["model"]["preprocessing"]["size"] == 32
+
+
+def test_gallery_info_and_add_replace(gallery, identity_model, tmp_path, cli):
+    from facecli.gallery import Gallery
+
+    before = Gallery.load(gallery)
+    extra = make_identity_root(tmp_path / "extra", ["newcomer", "person_03"], {}, seed=9)
+    r = cli("gallery", "add", extra, "--gallery", gallery, "--model", identity_model[1])
+    assert r.code == 0, r.err
+    assert "added 1 and replaced 1" in " ".join(r.err.split())
+    after = Gallery.load(gallery)
+    assert len(after.identities) == 11
+    # untouched identities keep their vectors exactly (not re-embedded)
+    for name in ("person_00", "person_07"):
+        np.testing.assert_array_equal(before.vectors[before.rows.index(name)], after.vectors[after.rows.index(name)])
+    assert not np.allclose(before.vectors[before.rows.index("person_03")], after.vectors[after.rows.index("person_03")])
+    r = cli("gallery", "info", gallery)
+    assert r.code == 0 and "11" in r.err
+
+
+def test_match_closed_set_csv_and_report(gallery, identity_model, identity_data, tmp_path, cli):
+    out = tmp_path / "m.csv"
+    r = cli("match", identity_data / "train", "--gallery", gallery, "--model", identity_model[1],
+            "--threshold", "0.3", "--out", out)
+    assert r.code == 0, r.err
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 14 * 7  # distorted copies of 14 clean photos (2 + 2 + 3 + 7 x 1)
+    assert {"path", "identity", "similarity", "accepted", "true_identity", "distortion", "error"} <= set(df.columns)
+    assert set(df["distortion"]) == {"blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny"}
+    sims = df["similarity"].astype(float)
+    accepted = df["accepted"].astype(str) == "True"
+    assert list(accepted) == list(sims >= 0.3)
+    assert all(df.loc[~accepted, "identity"] == "unknown")
+    rep = json.loads((tmp_path / "m_report" / "metrics.json").read_text())
+    top1 = (df["nearest"] == df["true_identity"]).mean()
+    assert rep["top1_accuracy"] == pytest.approx(top1)
+    assert rep["macro_f1"] == pytest.approx(skm.f1_score(df["true_identity"], df["nearest"],
+                                                         labels=sorted(set(df["true_identity"])), average="macro"))
+    assert rep["probes_open_set"] == 0
+    assert set(rep["per_distortion"]) == set(df["distortion"])
+    assert (tmp_path / "m_report" / "similarity_histogram.png").is_file()
+    assert (tmp_path / "m_report" / "roc.png").is_file()
+
+
+def test_match_open_set_reports_fpir(gallery, identity_model, identity_data, tmp_path, cli):
+    out = tmp_path / "open.csv"
+    r = cli("match", identity_data / "val", "--gallery", gallery, "--model", identity_model[1],
+            "--threshold", "0.8", "--out", out)
+    assert r.code == 0, r.err
+    df = pd.read_csv(out, keep_default_na=False)
+    rep = json.loads((tmp_path / "open_report" / "metrics.json").read_text())
+    assert rep["probes_in_gallery"] == 0 and rep["probes_open_set"] == len(df)
+    accepted = df["accepted"].astype(str) == "True"
+    assert rep["fpir"] == pytest.approx(accepted.mean())
+    assert rep["open_set_accuracy"] == pytest.approx(1 - accepted.mean())
+    assert "open-set test" in " ".join(r.err.split())
+
+
+def test_match_plain_folder_has_no_ground_truth(gallery, identity_model, identity_data, tmp_path, cli):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in list((identity_data / "train" / "person_04" / "distortion").iterdir())[:3]:
+        shutil.copy(f, plain / f.name)
+    (plain / "bad.jpg").write_bytes(b"garbage")
+    out = tmp_path / "p.csv"
+    r = cli("match", plain, "--gallery", gallery, "--model", identity_model[1], "--out", out)
+    assert r.code == 0, r.err
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 4 and "true_identity" not in df.columns
+    assert df.set_index("path").loc["bad.jpg", "error"] != ""
+
+
+def test_calibrate_stores_threshold_used_by_match(gallery, identity_model, identity_data, tmp_path, cli):
+    from facecli.gallery import Gallery
+
+    r = cli("calibrate", identity_data / "train", "--gallery", gallery, "--model", identity_model[1],
+            "--objective", "far", "--far", "0.05")
+    assert r.code == 0, r.err
+    g = Gallery.load(gallery)
+    assert "calibrated" in g.meta["threshold_source"]
+    out = tmp_path / "after.csv"
+    assert cli("match", identity_data / "train", "--gallery", gallery, "--model", identity_model[1],
+               "--out", out).code == 0
+    rep = json.loads((tmp_path / "after_report" / "metrics.json").read_text())
+    assert rep["threshold"] == pytest.approx(g.threshold)
+    assert rep["verification_far"] <= 0.05 + 1e-9
+
+
+def test_evaluate_identity_runs_both_protocols(identity_model, identity_data, tmp_path, cli):
+    out = tmp_path / "ev"
+    r = cli("evaluate", "identity", identity_data / "train", "--model", identity_model[1], "--out", out)
+    assert r.code == 0, r.err
+    face = json.loads((out / "facecom_metrics.json").read_text())
+    cross = json.loads((out / "cross_photo_metrics.json").read_text())
+    assert face["probes"] == 14 * 7
+    # cross-photo: person_00 (2 photos) and person_01 (2) hold out 1, person_02 (3) holds out 2 -> 4 photos x 7
+    assert cross["probes"] == 4 * 7
+    assert len(pd.read_csv(out / "cross_photo_matches.csv")) == 28
+
+
+def test_gallery_refuses_probes_from_another_model(gallery, identity_model, identity_data, tmp_path, cli):
+    import onnx
+
+    proto = onnx.load(str(identity_model[1]))
+    proto.doc_string = "a different model"
+    other = tmp_path / "other.onnx"
+    onnx.save(proto, str(other))
+    r = cli("match", identity_data / "train", "--gallery", gallery, "--model", other, "--out", tmp_path / "x.csv")
+    assert r.code == 2
+    assert "another model" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "x.csv").exists()
