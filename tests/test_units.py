@@ -1,0 +1,171 @@
+"""Library units users rely on: preprocessing, atomic writes, gallery index, metrics, losses, weights."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from facecli.errors import FacecliError
+
+
+def test_preprocessing_roundtrip_and_tensor():
+    from facecli.preprocess import Preprocessing, to_tensor
+
+    spec = Preprocessing(size=16, mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0), colour="RGB")
+    assert Preprocessing.from_dict(spec.to_dict()) == spec
+    bgr = np.zeros((1, 16, 16, 3), np.uint8)
+    bgr[..., 0] = 255  # blue
+    x = to_tensor(bgr, spec)
+    assert x.shape == (1, 3, 16, 16) and x.dtype == np.float32
+    # RGB order: channel 2 is blue = 1.0 -> (1 - 0) / 1; channel 0 is red = 0 -> (0 - 0.5) / 0.5
+    assert np.allclose(x[0, 2], 1.0) and np.allclose(x[0, 0], -1.0) and np.allclose(x[0, 1], -1.0)
+    with pytest.raises(ValueError):
+        Preprocessing.from_dict({"colour": "XYZ"})
+
+
+def test_centre_crop_and_face_box_crop():
+    from facecli.preprocess import Preprocessing, crop_face
+
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[40:60, 40:60] = 255
+    out = crop_face(img, Preprocessing(size=20, crop=0.2))  # centred 20x20 = the white square
+    assert out.min() == 255
+    box_out = crop_face(img, Preprocessing(size=20, face_margin=1.0), box=(0, 0, 20, 20))  # black corner
+    assert box_out.max() == 0
+    edge = crop_face(img, Preprocessing(size=10, face_margin=2.0), box=(90, 90, 10, 10))  # padded past the edge
+    assert edge.shape == (10, 10, 3)
+
+
+def test_atomic_write_leaves_old_file_when_interrupted(tmp_path):
+    from facecli.atomic import atomic_path, write_text
+
+    target = tmp_path / "out.csv"
+    write_text(target, "old\n")
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
+        tmp.write_text("half a fi")
+        raise KeyboardInterrupt
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_gallery_save_load_search_and_upsert(tmp_path):
+    from facecli.gallery import Gallery, build_templates
+
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((6, 16)).astype(np.float32)
+    names, templates, counts = build_templates(emb, ["a", "a", "b", "b", "b", "c"])
+    assert names == ["a", "b", "c"] and counts == [2, 3, 1]
+    manual = emb[:2] / np.linalg.norm(emb[:2], axis=1, keepdims=True)
+    manual = manual.mean(0)
+    assert np.allclose(templates[0], manual / np.linalg.norm(manual), atol=1e-6)
+    g = Gallery.create(names, templates, dict(zip(names, counts, strict=True)), {"sha256": "x"}, 0.4)
+    g.save(tmp_path / "g")
+    g2 = Gallery.load(tmp_path / "g")
+    top, sims = g2.search(templates[[2]], k=2)
+    assert top[0][0] == "c" and sims[0, 0] == pytest.approx(1.0, abs=1e-5)
+    added, replaced = g2.upsert(["c", "d"], rng.standard_normal((2, 16)), {"c": 1, "d": 1})
+    assert (added, replaced) == (1, 1) and len(g2.identities) == 4
+    with pytest.raises(FacecliError, match="another model"):
+        g2.check_model("y", "m.onnx")
+
+
+def test_large_gallery_uses_approximate_index(monkeypatch):
+    import faiss
+
+    from facecli import gallery as gmod
+
+    monkeypatch.setattr(gmod, "APPROX_ABOVE", 500)
+    rng = np.random.default_rng(1)
+    vecs = rng.standard_normal((2000, 32)).astype(np.float32)
+    names = [f"id{i}" for i in range(2000)]
+    g = gmod.Gallery.create(names, vecs, {n: 1 for n in names}, {}, 0.5)
+    assert isinstance(g.index(), faiss.IndexHNSWFlat)
+    top, _ = g.search(vecs[:50] + 0.01 * rng.standard_normal((50, 32)).astype(np.float32), k=1)
+    assert sum(t[0] == names[i] for i, t in enumerate(top)) >= 48
+
+
+def test_identification_metrics_by_hand():
+    from facecli.metrics import identification_metrics
+
+    m = identification_metrics(true_ids=["a", "a", "b", "x", "y"], pred_ids=["a", "b", "b", "a", "b"],
+                               best_sim=[0.9, 0.6, 0.4, 0.7, 0.2], in_gallery=[True, True, True, False, False],
+                               threshold=0.5)
+    assert m["top1_accuracy"] == pytest.approx(2 / 3)
+    assert m["detection_identification_rate"] == pytest.approx(1 / 3)  # only the first is right and accepted
+    assert m["fpir"] == pytest.approx(0.5)  # x accepted wrongly, y rejected
+    assert m["open_set_accuracy"] == pytest.approx(2 / 5)  # first probe, and y's rejection
+    # macro-F1 over a and b: a: P=1, R=.5 -> 2/3; b: P=.5, R=1 -> 2/3
+    assert m["macro_f1"] == pytest.approx(2 / 3)
+
+
+def test_tar_at_far_and_threshold_choice():
+    from facecli.calibrate import choose_threshold
+    from facecli.metrics import tar_at_far, verification_metrics
+
+    impostor = np.linspace(0, 0.5, 1000)
+    genuine = np.r_[np.full(90, 0.9), np.full(10, 0.3)]
+    assert tar_at_far(genuine, impostor, 1e-3) == pytest.approx(0.9)
+    t = choose_threshold(genuine, impostor, "far", far=0.01)
+    assert verification_metrics(genuine, impostor, t)["far"] <= 0.01
+    assert choose_threshold(genuine, impostor, "f1") > 0.5
+
+
+def test_gender_threshold_tuning():
+    from facecli.metrics import tune_threshold
+
+    y = [0, 0, 0, 1, 1]
+    p = [0.1, 0.2, 0.6, 0.7, 0.9]
+    t, f1 = tune_threshold(y, p, "f1")
+    assert f1 == pytest.approx(1.0) and 0.6 < t <= 0.7
+
+
+def test_losses_behave():
+    from training.losses import ArcFaceLoss, BatchHardTripletLoss, BinaryFocalLoss
+
+    torch.manual_seed(0)
+    arc = ArcFaceLoss(8, 3)
+    labels = torch.tensor([0, 1, 2])
+    good = torch.nn.functional.normalize(arc.weight.detach()) * 5
+    bad = torch.roll(good, 1, 0)
+    assert arc(good, labels) < arc(bad, labels)
+    trip = BatchHardTripletLoss(0.3)
+    e = torch.tensor([[1.0, 0], [1.0, 0.01], [0, 1.0], [0.01, 1.0]])
+    assert trip(e, torch.tensor([0, 0, 1, 1])) == 0
+    assert trip(e, torch.tensor([0, 1, 0, 1])) > 0
+    focal = BinaryFocalLoss()
+    assert focal(torch.tensor([5.0]), torch.tensor([1])) < focal(torch.tensor([-5.0]), torch.tensor([1]))
+
+
+def test_hub_weights_fail_fast_offline(monkeypatch):
+    from training.models import create_backbone
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t = time.time()
+    with pytest.raises(FacecliError, match="offline"):
+        create_backbone("test_efficientnet", "hub")
+    assert time.time() - t < 5
+
+
+def test_packaged_imagenet_weights_load():
+    from training.models import create_backbone
+
+    a = create_backbone("tf_efficientnet_lite0", "auto")
+    b = create_backbone("tf_efficientnet_lite0", "none")
+    assert not torch.equal(a.conv_stem.weight, b.conv_stem.weight)
+    assert a(torch.zeros(1, 3, 64, 64)).shape == (1, 1280)
+
+
+def test_checkpoint_pretrained_loads_backbone(tmp_path):
+    from safetensors.torch import save_file
+
+    from training.models import create_model
+
+    src = create_model("gender", "test_efficientnet", "none")
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    dst = create_model("identity", "test_efficientnet", str(tmp_path / "w.safetensors"), embedding_dim=8)
+    assert torch.equal(src.backbone.conv_stem.weight, dst.backbone.conv_stem.weight)
+    with pytest.raises(FacecliError, match="not found"):
+        create_model("gender", "test_efficientnet", str(tmp_path / "missing.pth"))
