@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from facecli.errors import FacecliError
 from facecli.metrics import gender_metrics, tune_threshold
-from facecli.preprocess import Preprocessing
+from facecli.preprocess import Preprocessing, margin_for_crop
 from facecli.scan import GENDER_LABELS, resolve_gender_split, scan_gender_folder
 from training.augment import train_transform
 from training.data import CropDataset, load_crops, predict_batches
@@ -86,7 +86,8 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
         raise FacecliError("the training split needs images of both classes (male/ and female/)")
 
     mean, std = backbone_norm(opt.backbone)
-    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop, detect=opt.detect)
+    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop, detect=opt.detect,
+                         face_margin=margin_for_crop(opt.crop))
     opt.out.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]gender[/] {len(paths)} train / {len(val_paths)} val images ({split_note})")
 

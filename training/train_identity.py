@@ -14,7 +14,7 @@ from rich.table import Table
 from torch.utils.data import DataLoader
 
 from facecli.errors import FacecliError
-from facecli.preprocess import Preprocessing
+from facecli.preprocess import Preprocessing, margin_for_crop
 from facecli.protocols import run_protocol
 from facecli.scan import IdentityImage, resolve_identity_root, scan_identity_folder
 from training.augment import train_transform
@@ -114,7 +114,8 @@ def train_identity(opt: IdentityTrainOptions, console: Console | None = None) ->
         raise FacecliError("need at least 2 training identities")
 
     mean, std = backbone_norm(opt.backbone)
-    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop, detect=opt.detect)
+    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop, detect=opt.detect,
+                         face_margin=margin_for_crop(opt.crop))
     opt.out.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]identity[/] {len(classes)} train identities ({len(tr_items)} images) / "
                   f"{len({it.identity for it in va_items})} val identities ({len(va_items)} images) ({split_note})")

@@ -1,0 +1,96 @@
+"""The shipped default models and face detection, on generated images and scikit-image's astronaut()."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from skimage import data
+
+from facecli.detect import detect_faces
+from facecli.runtime import default_model_path, load_model
+from tests.conftest import distort, pattern_image, write
+
+
+def astronaut() -> np.ndarray:
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.mark.parametrize("task", ["gender", "identity"])
+def test_default_models_ship_and_load(task):
+    assert default_model_path(task).is_file()
+    m = load_model(None, task)
+    assert m.task == task and m.preprocessing.size >= 64
+
+
+def test_default_gender_model_gives_probabilities(tmp_path, cli):
+    folder = tmp_path / "p"
+    write(folder / "astronaut.png", astronaut())
+    write(folder / "pattern.jpg", pattern_image(3, 250))
+    out = tmp_path / "r.csv"
+    r = cli("classify", folder, "--out", out)  # no --model: the shipped default
+    assert r.code == 0, r.err
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 2 and all(df["error"] == "")
+    assert df["p_female"].between(0, 1).all()
+    # an ordinary photo with the face off-centre needs detection: with it, Eileen Collins is female
+    r = cli("classify", folder, "--out", out, "--detect", "auto")
+    assert r.code == 0, r.err
+    df = pd.read_csv(out, keep_default_na=False).set_index("path")
+    assert df.loc["astronaut.png", "label"] == "female" and df.loc["astronaut.png", "face_status"] == "detected"
+
+
+def test_default_embedder_is_robust_to_distortions():
+    m = load_model(None, "identity")
+    spec = m.preprocessing
+    from facecli.pipeline import crops_from_array
+    from facecli.preprocess import to_tensor
+
+    base = cv2.resize(astronaut()[0:300, 100:400], (250, 250))
+    other = cv2.resize(astronaut()[200:500, 200:500], (250, 250))
+    imgs = [base, distort(base, "blurred"), distort(base, "lowlight"), other]
+    x = to_tensor([crops_from_array(i, 0, spec)[0].pixels for i in imgs], spec)
+    e = m.run(x)
+    assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
+    same = e[0] @ e[1:3].T
+    assert same.min() > 0.8
+    assert e[0] @ e[3] < same.min()
+
+
+def test_detects_the_astronaut_face_at_the_right_place():
+    boxes = detect_faces(astronaut())
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    cx, cy = x + w / 2, y + h / 2
+    assert 190 < cx < 260 and 80 < cy < 150 and 60 < w < 140  # her face, not the flag or the helmet
+
+
+def test_several_faces_and_no_face(tmp_path, cli):
+    folder = tmp_path / "p"
+    write(folder / "two.png", np.hstack([astronaut(), astronaut()]))
+    write(folder / "none.png", np.full((200, 200, 3), 120, np.uint8))
+    out = tmp_path / "r.csv"
+    r = cli("classify", folder, "--out", out, "--detect", "auto")
+    assert r.code == 0, r.err
+    df = pd.read_csv(out, keep_default_na=False)
+    two = df[df["path"] == "two.png"]
+    assert len(two) == 2 and set(two["face_status"]) == {"detected"}
+    xs = sorted(int(b.split()[0]) for b in two["box"])
+    assert xs[0] < 512 <= xs[1]  # one face in each half
+    none = df[df["path"] == "none.png"]
+    assert len(none) == 1 and none["face_status"].item() == "not_found" and none["label"].item() in {"male", "female"}
+    assert "no face found" in " ".join(r.err.split())
+
+
+def test_match_uses_the_largest_face(tmp_path):
+    from facecli.pipeline import prepare_image
+    from facecli.preprocess import Preprocessing
+
+    img = np.full((600, 900, 3), 200, np.uint8)
+    img[50:562, 0:512] = astronaut()
+    small = cv2.resize(astronaut(), (256, 256))
+    img[300:556, 600:856] = small
+    p = write(tmp_path / "group.png", img)
+    crops = prepare_image(p, 0, Preprocessing(size=64, detect="auto"))
+    assert len(crops) == 1 and crops[0].box[2] > 80  # the big face, not the small one
