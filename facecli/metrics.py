@@ -6,9 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from facecli.scan import GENDER_LABELS
+
+
+def _skm():
+    """scikit-learn's metrics, imported on first use (it costs seconds of start-up)."""
+    from sklearn import metrics
+
+    return metrics
 
 # ---------------------------------------------------------------- gender
 
@@ -16,6 +22,7 @@ from facecli.scan import GENDER_LABELS
 def gender_metrics(y_true: Sequence[int], p_female: Sequence[float], threshold: float = 0.5) -> dict[str, Any]:
     """Accuracy, precision, recall, F1 (female positive), balanced accuracy, ROC AUC, average precision,
     per-class report and confusion matrix (rows true male/female, columns predicted) at ``threshold``."""
+    skm = _skm()
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(p_female, dtype=float)
     pred = (p >= threshold).astype(int)
@@ -45,6 +52,7 @@ def tune_threshold(y_true: Sequence[int], p_female: Sequence[float], objective: 
 
     Returns (threshold, objective value). Candidates are midpoints between sorted distinct scores.
     """
+    skm = _skm()
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(p_female, dtype=float)
     if len(np.unique(y)) < 2:
@@ -74,12 +82,18 @@ def top_k(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(idx, order, 1), np.take_along_axis(vals, order, 1)
 
 
-def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float:
+def roc_points(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(false accept rates, true accept rates, thresholds) of the verification ROC curve."""
+    y = np.r_[np.ones(len(genuine)), np.zeros(len(impostor))]
+    return _skm().roc_curve(y, np.r_[genuine, impostor])
+
+
+def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float,
+               roc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
     """True accept rate at the threshold where the false accept rate is at most ``far``."""
     if len(genuine) == 0 or len(impostor) == 0:
         return float("nan")
-    y = np.r_[np.ones(len(genuine)), np.zeros(len(impostor))]
-    fpr, tpr, _ = skm.roc_curve(y, np.r_[genuine, impostor])
+    fpr, tpr, _ = roc if roc is not None else roc_points(genuine, impostor)
     ok = fpr <= far
     return float(tpr[ok].max()) if ok.any() else 0.0
 
@@ -90,21 +104,25 @@ def verification_metrics(genuine: np.ndarray, impostor: np.ndarray, threshold: f
     accuracy, precision, recall (TAR), F1, FAR at the threshold, ROC AUC, TAR at FAR 1e-2 and 1e-3.
     """
     genuine, impostor = np.asarray(genuine, float), np.asarray(impostor, float)
-    y = np.r_[np.ones(len(genuine), int), np.zeros(len(impostor), int)]
-    s = np.r_[genuine, impostor]
-    pred = (s >= threshold).astype(int)
+    tp = int((genuine >= threshold).sum())
+    fp = int((impostor >= threshold).sum())
+    fn, tn = len(genuine) - tp, len(impostor) - fp
     both = len(genuine) > 0 and len(impostor) > 0
+    roc = roc_points(genuine, impostor) if both else None
+    n = len(genuine) + len(impostor)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / len(genuine) if len(genuine) else float("nan")
     return {
         "pairs_genuine": int(len(genuine)),
         "pairs_impostor": int(len(impostor)),
-        "accuracy": float(skm.accuracy_score(y, pred)) if len(y) else float("nan"),
-        "precision": float(skm.precision_score(y, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y, pred, zero_division=0)) if len(genuine) else float("nan"),
-        "f1": float(skm.f1_score(y, pred, zero_division=0)),
-        "far": float((impostor >= threshold).mean()) if len(impostor) else float("nan"),
-        "roc_auc": float(skm.roc_auc_score(y, s)) if both else float("nan"),
-        "tar_at_far_1e-2": tar_at_far(genuine, impostor, 1e-2),
-        "tar_at_far_1e-3": tar_at_far(genuine, impostor, 1e-3),
+        "accuracy": (tp + tn) / n if n else float("nan"),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(2 * tp / (2 * tp + fp + fn)) if tp else 0.0,
+        "far": fp / len(impostor) if len(impostor) else float("nan"),
+        "roc_auc": float(_skm().auc(roc[0], roc[1])) if both else float("nan"),
+        "tar_at_far_1e-2": tar_at_far(genuine, impostor, 1e-2, roc),
+        "tar_at_far_1e-3": tar_at_far(genuine, impostor, 1e-3, roc),
     }
 
 
@@ -134,7 +152,7 @@ def identification_metrics(
         correct = p[g] == t[g]
         out["top1_accuracy"] = float(correct.mean())
         out["macro_f1"] = float(
-            skm.f1_score(t[g].astype(str), p[g].astype(str), labels=np.unique(t[g].astype(str)),
+            _skm().f1_score(t[g].astype(str), p[g].astype(str), labels=np.unique(t[g].astype(str)),
                          average="macro", zero_division=0)
         )
         out["detection_identification_rate"] = float((correct & accepted[g]).mean())

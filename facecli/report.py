@@ -91,7 +91,7 @@ def gender_plots(y_true: np.ndarray, p_female: np.ndarray, threshold: float, out
 def similarity_plots(genuine: np.ndarray, impostor: np.ndarray, threshold: float, out_dir: Path,
                      prefix: str = "") -> list[Path]:
     """Histogram of genuine vs impostor similarities and the verification ROC curve (log FAR)."""
-    from sklearn.metrics import roc_curve
+    from facecli.metrics import roc_points
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -106,7 +106,10 @@ def similarity_plots(genuine: np.ndarray, impostor: np.ndarray, threshold: float
     save_fig(fig, out_dir / f"{prefix}similarity_histogram.png")
     written = [out_dir / f"{prefix}similarity_histogram.png"]
     if len(genuine) and len(impostor):
-        fpr, tpr, _ = roc_curve(np.r_[np.ones(len(genuine)), np.zeros(len(impostor))], np.r_[genuine, impostor])
+        fpr, tpr, _ = roc_points(genuine, impostor)
+        if len(fpr) > 4000:  # thin the curve for drawing; keeps its shape at log scale
+            keep = np.unique(np.r_[np.searchsorted(fpr, np.geomspace(1e-6, 1, 3000)).clip(0, len(fpr) - 1), len(fpr) - 1])
+            fpr, tpr = fpr[keep], tpr[keep]
         fig, ax = plt.subplots(figsize=(5, 4))
         ax.plot(np.maximum(fpr, 1e-6), tpr)
         ax.set(xscale="log", xlabel="false accept rate", ylabel="true accept rate", title="verification ROC",

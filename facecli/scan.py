@@ -119,9 +119,9 @@ def parse_distortion(stem: str) -> tuple[str, str]:
 def is_identity_root(folder: Path) -> bool:
     """True when ``folder`` looks like an identity root: sub-folders of images (and/or distortion/)."""
     for sub in folder.iterdir():
-        if sub.is_dir() and not sub.name.startswith("."):
-            if (sub / "distortion").is_dir() or any(is_image(f) for f in sub.iterdir() if f.is_file()):
-                return True
+        if (sub.is_dir() and not sub.name.startswith(".")
+                and ((sub / "distortion").is_dir() or any(is_image(f) for f in sub.iterdir() if f.is_file()))):
+            return True
     return False
 
 

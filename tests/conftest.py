@@ -117,7 +117,8 @@ def gender_data(tmp_path_factory) -> Path:
     for split, counts in (("train", (16, 8)), ("val", (8, 4))):
         for label, name in enumerate(("male", "female")):
             for i in range(counts[label]):
-                write(root / split / name / f"{name}_{split}_{i:03d}.jpg", gender_image(label, 1000 * label + i + 7 * len(split)))
+                img = gender_image(label, 1000 * label + i + 7 * len(split))
+                write(root / split / name / f"{name}_{split}_{i:03d}.jpg", img)
     return root
 
 

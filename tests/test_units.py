@@ -169,3 +169,22 @@ def test_checkpoint_pretrained_loads_backbone(tmp_path):
     assert torch.equal(src.backbone.conv_stem.weight, dst.backbone.conv_stem.weight)
     with pytest.raises(FacecliError, match="not found"):
         create_model("gender", "test_efficientnet", str(tmp_path / "missing.pth"))
+
+
+def test_verification_metrics_match_sklearn():
+    from sklearn import metrics as skm
+
+    from facecli.metrics import verification_metrics
+
+    rng = np.random.default_rng(0)
+    genuine, impostor = rng.normal(0.7, 0.15, 300), rng.normal(0.2, 0.15, 3000)
+    m = verification_metrics(genuine, impostor, 0.5)
+    y = np.r_[np.ones(300), np.zeros(3000)]
+    s = np.r_[genuine, impostor]
+    yhat = (s >= 0.5).astype(int)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, yhat))
+    assert m["precision"] == pytest.approx(skm.precision_score(y, yhat))
+    assert m["recall"] == pytest.approx(skm.recall_score(y, yhat))
+    assert m["f1"] == pytest.approx(skm.f1_score(y, yhat))
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, s))
+    assert m["far"] == pytest.approx((impostor >= 0.5).mean())

@@ -1,0 +1,114 @@
+"""Speed and memory of the whole ``facecli classify`` and ``facecli match`` commands.
+
+Each command runs as its own process on 250x250 JPEGs (decode, preprocessing, inference and CSV writing
+included, and Python start-up and model loading too); the script prints images/s and the peak resident
+memory of that process. Images are generated unless ``--data`` points at a FACECOM folder, in which case
+the 250x250 Task_A photos are used for classify and Task_B identity folders for match.
+
+    python scripts/benchmark.py                      # generated images, default models
+    python scripts/benchmark.py --data ../shared/data/FACECOM --images 1500
+    python scripts/benchmark.py --gender-model other.onnx --identity-model other_embedder.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+KINDS = ("blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny")
+
+
+def synthetic_photo(rng: np.random.Generator, size: int = 250) -> np.ndarray:
+    """A textured 250x250 image whose JPEG is about as large as a real face photo's."""
+    small = rng.integers(0, 255, (size // 10, size // 10, 3), dtype=np.uint8)
+    img = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.clip(img.astype(np.int16) + rng.integers(-12, 12, img.shape), 0, 255).astype(np.uint8)
+
+
+def make_classify_folder(root: Path, n: int, data: Path | None, rng) -> int:
+    root.mkdir(parents=True)
+    if data is not None:
+        files = sorted(p for p in (data / "Task_A" / "train").rglob("*.jpg") if "frontal" not in p.name)[:n]
+        for f in files:
+            shutil.copy(f, root / f.name)
+        return len(files)
+    for i in range(n):
+        cv2.imwrite(str(root / f"img_{i:05d}.jpg"), synthetic_photo(rng), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return n
+
+
+def make_identity_folder(root: Path, n_probes: int, data: Path | None, rng) -> int:
+    """Identity layout with n_probes distorted images (7 per clean photo)."""
+    n_ids = max(1, n_probes // len(KINDS))
+    if data is not None:
+        src = sorted(p for p in (data / "Task_B" / "train").iterdir() if p.is_dir())[:n_ids]
+        for d in src:
+            shutil.copytree(d, root / d.name)
+        return sum(1 for _ in root.rglob("distortion/*.jpg"))
+    for i in range(n_ids):
+        img = synthetic_photo(rng)
+        d = root / f"id_{i:05d}"
+        (d / "distortion").mkdir(parents=True)
+        cv2.imwrite(str(d / f"id_{i:05d}_0001.jpg"), img)
+        for k in KINDS:
+            noisy = np.clip(img.astype(np.int16) + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(d / "distortion" / f"id_{i:05d}_0001_{k}.jpg"), noisy)
+    return n_ids * len(KINDS)
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Run ``cmd``; return (wall seconds, peak RSS in MiB of that process)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"command failed: {' '.join(cmd)}\n{err}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=2000, help="images per command (default 2000)")
+    ap.add_argument("--data", type=Path, help="FACECOM folder with Task_A/ and Task_B/ (default: generated)")
+    ap.add_argument("--gender-model", type=Path, help="ONNX gender model (default: the shipped one)")
+    ap.add_argument("--identity-model", type=Path, help="ONNX embedder (default: the shipped one)")
+    ap.add_argument("--detect", choices=["auto", "none"], help="override the models' detection setting")
+    args = ap.parse_args()
+    facecli = [sys.executable, "-m", "facecli.cli"]
+    rng = np.random.default_rng(0)
+    extra = ["--detect", args.detect] if args.detect else []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        n_cls = make_classify_folder(tmp / "photos", args.images, args.data, rng)
+        n_probe = make_identity_folder(tmp / "ids", args.images, args.data, rng)
+        gm = ["--model", str(args.gender_model)] if args.gender_model else []
+        im = ["--model", str(args.identity_model)] if args.identity_model else []
+        rows = []
+        wall, rss = timed([*facecli, "classify", str(tmp / "photos"), "--out", str(tmp / "r.csv"), *gm, *extra])
+        rows.append(("classify", n_cls, wall, rss))
+        wall, rss = timed([*facecli, "gallery", "build", str(tmp / "ids"), "--gallery", str(tmp / "g"), *im, *extra])
+        n_clean = sum(1 for p in (tmp / "ids").glob("*/*.jpg"))
+        rows.append(("gallery build", n_clean, wall, rss))
+        wall, rss = timed([*facecli, "match", str(tmp / "ids"), "--gallery", str(tmp / "g"), "--out",
+                           str(tmp / "m.csv"), *im, *extra])
+        rows.append(("match", n_probe, wall, rss))
+    src = f"FACECOM images from {args.data}" if args.data else "generated 250x250 JPEGs"
+    print(f"# facecli benchmark: {src}; {os.cpu_count()} CPU cores; whole commands (start-up included)")
+    print(f"{'command':<14} {'images':>7} {'seconds':>8} {'images/s':>9} {'peak RSS MiB':>13}")
+    for name, n, wall, rss in rows:
+        print(f"{name:<14} {n:>7} {wall:>8.1f} {n / wall:>9.1f} {rss:>13.0f}")
+
+
+if __name__ == "__main__":
+    main()
