@@ -15,8 +15,17 @@ from facecli.errors import FacecliError
 from facecli.preprocess import Preprocessing
 
 METADATA_KEY = "facecli"
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODELS = {"gender": "gender.onnx", "identity": "identity.onnx"}
+
+
+def models_dir() -> Path:
+    """Where the shipped models are: ``facecli/models`` once installed, ``models/`` in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "models", here.parent / "models"):
+        if any((cand / name).is_file() for name in DEFAULT_MODELS.values()):
+            return cand
+    return here.parent / "models"
+
 
 
 @dataclass
@@ -53,7 +62,7 @@ class OnnxModel:
 
 def default_model_path(task: str) -> Path:
     """The shipped default model for ``task`` in the repository's ``models/`` folder."""
-    return MODELS_DIR / DEFAULT_MODELS[task]
+    return models_dir() / DEFAULT_MODELS[task]
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
