@@ -23,7 +23,7 @@ from facecli.errors import FacecliError
 
 GALLERY_FORMAT = 1
 INDEX_FILE, TEMPLATES_FILE, META_FILE = "index.faiss", "templates.npy", "gallery.json"
-APPROX_ABOVE = 50_000  # rows beyond which an approximate (HNSW) index is used
+APPROX_ABOVE = 200_000  # rows beyond which an approximate (HNSW) index is used; exact search is fast below
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -207,7 +207,7 @@ def _make_index(vectors: np.ndarray):
     d = vectors.shape[1]
     if len(vectors) > APPROX_ABOVE:
         index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
+        index.hnsw.efConstruction = 40
         index.hnsw.efSearch = 128
     else:
         index = faiss.IndexFlatIP(d)

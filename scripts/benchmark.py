@@ -77,6 +77,38 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
+def gallery_scale(n: int, dim: int = 512, queries: int = 1000) -> None:
+    """Build, save, load and search a gallery of ``n`` random identities; print times and recall@1."""
+    import resource
+
+    from facecli.gallery import APPROX_ABOVE, Gallery
+
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((n, dim)).astype(np.float32)
+    names = [f"id_{i:07d}" for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        g = Gallery.create(names, vecs, {k: 1 for k in names}, {"sha256": "bench"}, 0.5)
+        g.index()
+        build = time.perf_counter() - t
+        t = time.perf_counter()
+        g.save(Path(tmp) / "g")
+        save = time.perf_counter() - t
+        t = time.perf_counter()
+        g = Gallery.load(Path(tmp) / "g")
+        load = time.perf_counter() - t
+        pick = rng.choice(n, queries, replace=False)
+        q = vecs[pick] + 0.3 * rng.standard_normal((queries, dim)).astype(np.float32)  # a 'distorted' copy
+        t = time.perf_counter()
+        top, _ = g.search(q, k=5)
+        search = time.perf_counter() - t
+    hit = np.mean([top[i][0] == names[j] for i, j in enumerate(pick)])
+    kind = "HNSW (approximate)" if n > APPROX_ABOVE else "flat (exact)"
+    print(f"# gallery of {n} identities x {dim}-d, {kind} index")
+    print(f"build {build:.1f}s  save {save:.1f}s  load {load:.1f}s  search {queries / search:.0f} queries/s  "
+          f"recall@1 {hit:.4f}  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=2000, help="images per command (default 2000)")
@@ -84,7 +116,12 @@ def main() -> None:
     ap.add_argument("--gender-model", type=Path, help="ONNX gender model (default: the shipped one)")
     ap.add_argument("--identity-model", type=Path, help="ONNX embedder (default: the shipped one)")
     ap.add_argument("--detect", choices=["auto", "none"], help="override the models' detection setting")
+    ap.add_argument("--gallery-scale", type=int, metavar="N",
+                    help="instead: time a gallery of N random identities (index build, save, load, search)")
     args = ap.parse_args()
+    if args.gallery_scale:
+        gallery_scale(args.gallery_scale)
+        return
     facecli = [sys.executable, "-m", "facecli.cli"]
     rng = np.random.default_rng(0)
     extra = ["--detect", args.detect] if args.detect else []

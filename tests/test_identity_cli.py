@@ -164,3 +164,26 @@ def test_gallery_refuses_probes_from_another_model(gallery, identity_model, iden
     assert r.code == 2
     assert "another model" in r.err and "Traceback" not in r.err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_triplet_training_with_identity_batches(identity_data, tmp_path, cli):
+    from tests.conftest import TINY
+
+    r = cli("train", "identity", identity_data / "train", "--out", tmp_path / "run", "--loss", "triplet",
+            "--epochs", "1", "--batch-size", "8", "--embedding-dim", "16", "--val-fraction", "0.3", *TINY)
+    assert r.code == 0, r.err
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["options"]["loss"] == "triplet"
+    assert cfg["data"]["train_identities"] == 7 and cfg["data"]["val_identities"] == 3
+    assert np.isfinite(pd.read_csv(tmp_path / "run" / "metrics.csv")["train_loss"]).all()
+
+
+def test_identity_sampler_batches():
+    from training.samplers import IdentitySampler
+
+    labels = [0] * 5 + [1] * 2 + [2] * 9 + [3]
+    batches = list(IdentitySampler(labels, identities_per_batch=2, images_per_identity=3, seed=0))
+    assert batches
+    for b in batches:
+        ids = [labels[i] for i in b]
+        assert len(b) == 6 and len(set(ids)) == 2 and all(ids.count(x) == 3 for x in set(ids))
