@@ -67,10 +67,10 @@ def train_gender_cmd(
     size: Annotated[int, typer.Option(help="Square input size in pixels.")] = 112,
     crop: Annotated[float, typer.Option(help="Centred crop, as a fraction of the shorter side.")] = 0.8,
     detect: Annotated[str, typer.Option(help="Face detection in preprocessing: none or auto.")] = "none",
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 24,
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
     lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine schedule with warm restarts).")] = 1e-3,
-    patience: Annotated[int, typer.Option(help="Early stopping: epochs without gain before stopping.")] = 6,
+    patience: Annotated[int, typer.Option(help="Early stopping: epochs without gain before stopping.")] = 8,
     val_fraction: Annotated[float, typer.Option(help="Held-out fraction when DATA has no val/ folder "
                                                       "(stratified, seeded).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Random seed (split, initialisation, augmentation).")] = 0,
@@ -243,21 +243,21 @@ def train_identity_cmd(
     pretrained: Annotated[str, typer.Option(help="'auto', 'none', 'hub' or a checkpoint path (as for gender).")]
     = "auto",
     size: Annotated[int, typer.Option(help="Square input size in pixels.")] = 112,
-    crop: Annotated[float, typer.Option(help="Centred crop, as a fraction of the shorter side (0.6 keeps the "
-                                             "face of a 250x250 LFW-style photo and little background).")] = 0.6,
+    crop: Annotated[float, typer.Option(help="Centred crop, as a fraction of the shorter side (0.8 keeps the "
+                                             "face and hair of a 250x250 LFW-style photo).")] = 0.8,
     detect: Annotated[str, typer.Option(help="Face detection in preprocessing: none or auto.")] = "none",
     embedding_dim: Annotated[int, typer.Option(help="Embedding size.")] = 512,
     loss: Annotated[str, typer.Option(help="arcface (additive angular margin) or triplet (batch-hard, "
                                            "identities x images batches).")] = "arcface",
     margin: Annotated[float, typer.Option(help="ArcFace angular margin (radians) or triplet margin.")] = 0.3,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 128,
     lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine schedule with warm restarts).")] = 1e-3,
-    patience: Annotated[int, typer.Option(help="Early stopping patience in epochs.")] = 4,
+    patience: Annotated[int, typer.Option(help="Early stopping patience in epochs.")] = 6,
     val_fraction: Annotated[float, typer.Option(help="Held-out identity fraction when DATA has no val/.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     degrade_p: Annotated[float, typer.Option(help="Probability of an extra synthetic degradation per image.")]
-    = 0.3,
+    = 0.5,
     workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 2,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     limit: Annotated[int, typer.Option(help="Use at most this many training identities (0 = all).")] = 0,

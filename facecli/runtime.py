@@ -128,6 +128,8 @@ def load_model(
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
+    # the decoder threads share the cores with inference: idle ORT workers must not spin
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(proto.SerializeToString(), sess_options=opts, providers=choose_providers(device))
     except Exception as exc:

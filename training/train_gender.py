@@ -42,11 +42,11 @@ class GenderTrainOptions:
     size: int = 112
     crop: float = 0.8
     detect: str = "none"
-    epochs: int = 20
+    epochs: int = 24
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.05
-    patience: int = 6
+    patience: int = 8
     val_fraction: float = 0.2
     seed: int = 0
     balance: str = "loss"  # loss | sampler | both | none
