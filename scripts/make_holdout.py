@@ -7,6 +7,7 @@ seed, so the exported ONNX models can be evaluated on it through the CLI:
     python scripts/make_holdout.py ../shared/data/FACECOM /tmp/holdout --seed 0
     facecli evaluate gender /tmp/holdout/gender
     facecli evaluate identity /tmp/holdout/identity
+    facecli gallery build /tmp/holdout/identity_train && facecli match /tmp/holdout/identity   # open set
 
 Nothing is copied: the folder holds links into DATA.
 """
@@ -46,10 +47,11 @@ def main() -> None:
 
     root = resolve_identity_root(args.data / "Task_B", "train")
     items = scan_identity_folder(root)
-    _, va = split_by_identity(items, args.fraction, args.seed)
-    for i in va:
-        link(items[i].path, args.out / "identity" / items[i].path.relative_to(root))
-    print(f"identity: {len({items[i].identity for i in va})} identities, {len(va)} images -> {args.out / 'identity'}")
+    tr, va = split_by_identity(items, args.fraction, args.seed)
+    for name, part in (("identity", va), ("identity_train", tr)):
+        for i in part:
+            link(items[i].path, args.out / name / items[i].path.relative_to(root))
+        print(f"{name}: {len({items[i].identity for i in part})} identities, {len(part)} images -> {args.out / name}")
 
 
 if __name__ == "__main__":
