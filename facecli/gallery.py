@@ -138,10 +138,11 @@ class Gallery:
             out = np.empty_like(s)
             out[:, order] = s
             return names, out
-        out = np.full((len(queries), len(names)), -np.inf, np.float32)
-        for j, r in enumerate(self.rows):
-            np.maximum(out[:, pos[r]], s[:, j], out=out[:, pos[r]])
-        return names, out
+        # several rows per identity: group the columns by identity and take each group's maximum
+        group = np.fromiter((pos[r] for r in self.rows), dtype=np.int64, count=len(self.rows))
+        order = np.argsort(group, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+        return names, np.maximum.reduceat(s[:, order], starts, axis=1)
 
     # ---- persistence
     def save(self, folder: str | os.PathLike[str]) -> None:

@@ -188,3 +188,22 @@ def test_verification_metrics_match_sklearn():
     assert m["f1"] == pytest.approx(skm.f1_score(y, yhat))
     assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, s))
     assert m["far"] == pytest.approx((impostor >= 0.5).mean())
+
+
+def test_per_image_similarity_is_the_best_photo_of_each_identity():
+    from facecli.gallery import Gallery
+
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((7, 8)).astype(np.float32)
+    rows = ["b", "a", "b", "c", "a", "a", "c"]
+    g = Gallery.create(rows, vecs, {"a": 3, "b": 2, "c": 2}, {}, 0.5, per_image=True)
+    q = rng.standard_normal((4, 8)).astype(np.float32)
+    names, sim = g.similarity_matrix(q)
+    assert names == ["b", "a", "c"]
+    full = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ g.vectors.T
+    for j, name in enumerate(names):
+        cols = [i for i, r in enumerate(rows) if r == name]
+        np.testing.assert_allclose(sim[:, j], full[:, cols].max(1), rtol=1e-6)
+    top, best = g.search(q, k=3)
+    np.testing.assert_allclose(best[:, 0], sim.max(1), rtol=1e-5)
+    assert [t[0] for t in top] == [names[i] for i in sim.argmax(1)]
