@@ -112,6 +112,10 @@ class Gallery:
         k = max(1, min(k, len(self.identities)))
         fetch = min(len(self.rows), k if not self.meta.get("per_image") else max(4 * k, k + 16))
         sims, idx = self.index().search(q, fetch)
+        # one identity with many photos can fill the nearest rows: widen until k distinct identities show
+        while fetch < len(self.rows) and min(len({self.rows[j] for j in r if j >= 0}) for r in idx) < k:
+            fetch = min(len(self.rows), fetch * 4)
+            sims, idx = self.index().search(q, fetch)
         names: list[list[str]] = []
         out = np.full((len(q), k), np.nan, np.float32)
         for r in range(len(q)):

@@ -207,3 +207,16 @@ def test_per_image_similarity_is_the_best_photo_of_each_identity():
     top, best = g.search(q, k=3)
     np.testing.assert_allclose(best[:, 0], sim.max(1), rtol=1e-5)
     assert [t[0] for t in top] == [names[i] for i in sim.argmax(1)]
+
+
+def test_per_image_search_returns_k_distinct_identities_despite_a_crowd():
+    from facecli.gallery import Gallery
+
+    rng = np.random.default_rng(5)
+    crowd = rng.normal(0, 0.01, (100, 16)).astype(np.float32) + 1.0  # 100 near-identical photos of one person
+    others = rng.standard_normal((4, 16)).astype(np.float32)
+    rows = ["crowd"] * 100 + ["p1", "p2", "p3", "p4"]
+    g = Gallery.create(rows, np.vstack([crowd, others]), {}, {}, 0.5, per_image=True)
+    top, sims = g.search(np.ones((1, 16), np.float32), k=5)
+    assert top[0][0] == "crowd" and sorted(top[0]) == ["crowd", "p1", "p2", "p3", "p4"]
+    assert np.all(np.diff(sims[0]) <= 1e-6)
