@@ -10,6 +10,7 @@ import numpy as np
 
 from facecli.atomic import write_json, write_with
 from facecli.classify import rel
+from facecli.errors import FacecliError
 from facecli.metrics import gender_metrics
 from facecli.pipeline import run_model
 from facecli.report import gender_plots
@@ -110,7 +111,5 @@ def evaluate_identity(
                                                                  "failed_files": len(emb.failures)})
         results[name] = res
     if not results:
-        from facecli.errors import FacecliError
-
         raise FacecliError(f"{root} has no clean gallery image with distorted probes (ROOT/<identity>/distortion/)")
     return results

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ class GenderTrainOptions:
     workers: int = 2
     device: str = "auto"
     limit: int = 0  # use at most this many training images (quick trials); 0 = all
-    fit: FitConfig = field(default_factory=FitConfig)
 
 
 def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dict[str, Any]:
@@ -65,7 +64,6 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
     """
     console = console or Console()
     seed_everything(opt.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     train_dir = resolve_gender_split(opt.data, "train")
     if train_dir is None:
         raise FacecliError(f"{opt.data} must hold male/ and female/ (or train/male and train/female)")
@@ -164,7 +162,7 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
         "data": {"train_dir": str(train_dir), "train_images": len(train_y), "train_female": n_pos,
                  "train_male": n_neg, "val_images": int(len(val_y)), "val_female": int(val_y.sum()),
                  "unreadable": len(fails) + len(vfails), "split": split_note},
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opt).items() if k != "fit"},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opt).items()},
         "train_time_s": round(time.time() - t0, 1),
     }
     write_config(opt.out, config)
