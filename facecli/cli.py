@@ -261,6 +261,9 @@ def train_identity_cmd(
     workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 2,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     limit: Annotated[int, typer.Option(help="Use at most this many training identities (0 = all).")] = 0,
+    init: Annotated[Path | None, typer.Option(help="Fine-tune from a previous identity run folder: its whole "
+                                                   "embedder is loaded and the ArcFace class centres start at "
+                                                   "the class means of its embeddings.")] = None,
 ) -> None:
     """Train a face embedder on clean and distorted images; select on held-out identities."""
     from training.train_identity import IdentityTrainOptions, train_identity
@@ -270,7 +273,8 @@ def train_identity_cmd(
     opt = IdentityTrainOptions(data=data, out=out, backbone=backbone, pretrained=pretrained, size=size, crop=crop,
                                detect=detect, embedding_dim=embedding_dim, loss=loss, margin=margin, epochs=epochs,
                                batch_size=batch_size, lr=lr, patience=patience, val_fraction=val_fraction,
-                               seed=seed, degrade_p=degrade_p, workers=workers, device=device, limit=limit)
+                               seed=seed, degrade_p=degrade_p, workers=workers, device=device, limit=limit,
+                               init=init)
     cfg = train_identity(opt, _console())
     from facecli.report import metric_table
 
@@ -393,8 +397,10 @@ def match_cmd(
     threshold: Annotated[float | None, typer.Option(help="Accept when cosine similarity >= T. Default: the "
                                                          "gallery's (calibrated, else the model's).")] = None,
     out: Annotated[Path, typer.Option(help="CSV of matches.")] = Path("matches.csv"),
-    report: Annotated[Path | None, typer.Option(help="Report folder (JSON, PNG) when ground truth is known. "
-                                                     "Default: next to --out.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Report folder (metrics JSON, per-distortion CSV) when "
+                                                     "ground truth is known. Default: next to --out.")] = None,
+    plots: Annotated[bool, typer.Option(help="Also draw the similarity histogram and ROC PNGs in the report "
+                                             "(about 2 s more).")] = False,
     probes: ProbesOpt = "distorted",
     layout: LayoutOpt = "auto",
     top_k: Annotated[int, typer.Option(help="Nearest identities listed per probe.")] = 5,
@@ -430,7 +436,7 @@ def match_cmd(
         rdir = report or out.with_name(out.stem + "_report")
         note = _open_set_note(result.metrics)
         write_identity_report(result, rdir, extra={"probes_folder": str(probes_dir), "gallery": str(gallery),
-                                                   "note": note})
+                                                   "note": note}, plots=plots)
         print_identity_report(c, result, f"match {probes_dir} against {gallery}")
         if note:
             c.print(note)

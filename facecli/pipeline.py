@@ -1,7 +1,8 @@
 """The batch path shared by classify, gallery building and matching.
 
-scan -> decode -> (detect) -> crop -> batch -> model. Decoding runs in a small thread pool (OpenCV
-releases the GIL) one chunk ahead of the model, so the model rarely waits for the disk.
+scan -> decode -> (detect) -> crop -> normalise -> batch -> model. Decoding, cropping and normalising run
+in a small thread pool (OpenCV and NumPy release the GIL) one chunk ahead of the model, so the model
+rarely waits for them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Crop:
     box: Box | None
     face_status: str
     pixels: np.ndarray  # (size, size, 3) BGR uint8
+    tensor: np.ndarray | None = None  # (3, size, size) float32 model input, set by iter_prepared
 
 
 def prepare_image(path: Path, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
@@ -76,12 +78,20 @@ def iter_prepared(
     all_faces: bool = False,
     chunk: int = 64,
     workers: int | None = None,
+    tensors: bool = True,
 ) -> Iterator[tuple[list[Crop], dict[int, str], int]]:
-    """Yield (crops, failures, images done) chunk by chunk, decoding the next chunk in the background."""
+    """Yield (crops, failures, images done) chunk by chunk, decoding the next chunk in the background.
+
+    With ``tensors`` (default) each crop also carries its normalised model input (``Crop.tensor``).
+    """
 
     def work(i: int) -> list[Crop] | str:
         try:
-            return prepare_image(paths[i], i, spec, all_faces)
+            crops = prepare_image(paths[i], i, spec, all_faces)
+            if tensors:
+                for c in crops:
+                    c.tensor = to_tensor(c.pixels, spec)[0]
+            return crops
         except DecodeError as exc:
             return str(exc)
         except Exception as exc:  # never let one odd file stop a batch
@@ -132,9 +142,9 @@ def run_model(
     for crops, fails, done in iter_prepared(paths, spec, all_faces, chunk=batch_size, workers=workers):
         failures.update(fails)
         if crops:
-            outs.append(model.run(to_tensor([c.pixels for c in crops], spec)))
+            outs.append(model.run(np.stack([c.tensor for c in crops])))
             for c in crops:
-                c.pixels = np.empty(0, np.uint8)
+                c.pixels, c.tensor = np.empty(0, np.uint8), None
             all_crops += crops
         if on_progress:
             on_progress(done)

@@ -137,8 +137,9 @@ KIND_COLUMNS = {"probes": "probes", "top1_accuracy": "top-1", "macro_f1": "macro
                 "verification_tar_at_far_1e-3": "TAR@1e-3"}
 
 
-def write_identity_report(result, out_dir: Path, prefix: str = "", extra: dict | None = None) -> None:
-    """metrics JSON, per-distortion CSV, similarity histogram and ROC PNGs of a scored match."""
+def write_identity_report(result, out_dir: Path, prefix: str = "", extra: dict | None = None,
+                          plots: bool = True) -> None:
+    """metrics JSON, per-distortion CSV and (``plots``) similarity histogram and ROC PNGs of a scored match."""
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {**(extra or {}), **result.metrics}
     if result.per_kind is not None:
@@ -147,7 +148,8 @@ def write_identity_report(result, out_dir: Path, prefix: str = "", extra: dict |
     from facecli.atomic import write_json
 
     write_json(out_dir / f"{prefix}metrics.json", payload)
-    similarity_plots(result.genuine, result.impostor, result.metrics["threshold"], out_dir, prefix)
+    if plots:
+        similarity_plots(result.genuine, result.impostor, result.metrics["threshold"], out_dir, prefix)
 
 
 def print_identity_report(con: Console, result, title: str) -> None:

@@ -93,8 +93,15 @@ def test_match_closed_set_csv_and_report(gallery, identity_model, identity_data,
                                                          labels=sorted(set(df["true_identity"])), average="macro"))
     assert rep["probes_open_set"] == 0
     assert set(rep["per_distortion"]) == set(df["distortion"])
-    assert (tmp_path / "m_report" / "similarity_histogram.png").is_file()
-    assert (tmp_path / "m_report" / "roc.png").is_file()
+    assert not list((tmp_path / "m_report").glob("*.png"))  # plots are asked for with --plots
+
+
+def test_match_plots_on_request(gallery, identity_model, identity_data, tmp_path, cli):
+    r = cli("match", identity_data / "train", "--gallery", gallery, "--model", identity_model[1],
+            "--out", tmp_path / "p.csv", "--plots")
+    assert r.code == 0, r.err
+    assert (tmp_path / "p_report" / "similarity_histogram.png").is_file()
+    assert (tmp_path / "p_report" / "roc.png").is_file()
 
 
 def test_match_open_set_reports_fpir(gallery, identity_model, identity_data, tmp_path, cli):

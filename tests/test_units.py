@@ -220,3 +220,63 @@ def test_per_image_search_returns_k_distinct_identities_despite_a_crowd():
     top, sims = g.search(np.ones((1, 16), np.float32), k=5)
     assert top[0][0] == "crowd" and sorted(top[0]) == ["crowd", "p1", "p2", "p3", "p4"]
     assert np.all(np.diff(sims[0]) <= 1e-6)
+
+
+def test_same_padding_folds_into_convs_with_identical_outputs(tmp_path):
+    import warnings
+
+    import onnx
+    import onnxruntime as ort
+
+    from training.export import constant_folded, fold_pads_into_convs, freeze_same_padding
+    from training.models import create_backbone
+
+    net = create_backbone("tf_efficientnet_lite0", "none").eval()  # TF 'same' padding at stride 2
+    assert freeze_same_padding(net, 64) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(1, 3, 64, 64),), str(tmp_path / "m.onnx"), input_names=["input"],
+                          dynamic_axes={"input": {0: "batch"}}, opset_version=17, dynamo=False)
+    proto = constant_folded(onnx.load(str(tmp_path / "m.onnx")))
+    before = proto.SerializeToString()
+    assert sum(n.op_type == "Pad" for n in proto.graph.node) == 5
+    assert fold_pads_into_convs(proto) == 5
+    assert not [n for n in proto.graph.node if n.op_type == "Pad"]
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    a = ort.InferenceSession(before, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    b = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(b, a, atol=1e-5)
+    np.testing.assert_allclose(b, ref, atol=1e-4)
+
+
+def test_sun_glare_washes_out_the_centre_not_the_corners():
+    from training.augment import SunGlare
+
+    img = np.full((64, 64, 3), 40, np.uint8)
+    out = SunGlare(centre_roi=(0.5, 0.3, 0.5, 0.3), radius=(0.5, 0.5), strength=(1.5, 1.5), falloff=(1, 1),
+                   p=1)(image=img)["image"]
+    assert out.dtype == np.uint8 and out.shape == img.shape
+    assert (out[19, 32] == 255).all()  # the centre is white
+    assert (out[63, 0] == 40).all()  # a far corner is untouched
+    assert out[19, 32:].astype(int).sum(1).tolist() == sorted(out[19, 32:].astype(int).sum(1).tolist(), reverse=True)
+
+
+def test_init_from_run_loads_the_whole_embedder_and_class_means(tmp_path):
+    from safetensors.torch import save_file
+
+    from training.models import create_model
+    from training.train_identity import class_means, init_from_run
+
+    src = create_model("identity", "test_efficientnet", "none", embedding_dim=8)
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "model.safetensors"))
+    dst = init_from_run(tmp_path, "test_efficientnet", 8)
+    for k, v in src.state_dict().items():
+        assert torch.equal(v, dst.state_dict()[k]), k
+    with pytest.raises(FacecliError, match="does not fit"):
+        init_from_run(tmp_path, "test_efficientnet", 16)
+    with pytest.raises(FacecliError, match="not found"):
+        init_from_run(tmp_path / "nowhere", "test_efficientnet", 8)
+    emb = np.array([[3.0, 0], [1, 0], [0, 2], [0, 5]], np.float32)
+    np.testing.assert_allclose(class_means(emb, [0, 0, 1, 1], 2), [[1, 0], [0, 1]])

@@ -6,7 +6,47 @@ sees exactly the geometry inference sees, then randomly perturbed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import albumentations as A
+import numpy as np
+
+
+class SunGlare(A.ImageOnlyTransform):
+    """Strong sun glare: a soft white disc that washes out most of the face, as in FACECOM's ``sunny`` images.
+
+    albumentations' ``RandomSunFlare`` blends its flare at partial opacity and never saturates the face
+    the way FACECOM's glare does. Here the white opacity is ``strength * (1 - r / radius)`` clipped to
+    [0, 1] and raised to ``falloff``, with ``r`` the distance to a centre drawn in ``centre_roi`` (x0, y0,
+    x1, y1 as fractions of width and height) and ``radius`` a fraction of the longer side.
+    """
+
+    def __init__(self, centre_roi: tuple[float, float, float, float] = (0.3, 0.15, 0.7, 0.5),
+                 radius: tuple[float, float] = (0.5, 1.1), strength: tuple[float, float] = (1.0, 1.7),
+                 falloff: tuple[float, float] = (0.5, 1.5), p: float = 0.5):
+        super().__init__(p=p)
+        self.centre_roi, self.radius, self.strength, self.falloff = centre_roi, radius, strength, falloff
+
+    def get_params(self) -> dict[str, Any]:
+        """Draw the glare's centre, radius, strength and falloff."""
+        x0, y0, x1, y1 = self.centre_roi
+        u = self.py_random.uniform
+        return {"cx": u(x0, x1), "cy": u(y0, y1), "radius": u(*self.radius), "strength": u(*self.strength),
+                "falloff": u(*self.falloff)}
+
+    def apply(self, img: np.ndarray, cx: float, cy: float, radius: float, strength: float, falloff: float,
+              **params: Any) -> np.ndarray:
+        """Blend ``img`` (uint8) towards white by the glare's opacity map."""
+        h, w = img.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        r = np.sqrt((xx - cx * w) ** 2 + (yy - cy * h) ** 2) / (radius * max(h, w))
+        alpha = np.clip(strength * (1 - r), 0, 1) ** falloff
+        alpha = alpha[..., None] if img.ndim == 3 else alpha
+        out = img.astype(np.float32) * (1 - alpha) + 255.0 * alpha
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("centre_roi", "radius", "strength", "falloff")
 
 
 def degradations(size: int) -> A.OneOf:
@@ -23,8 +63,9 @@ def degradations(size: int) -> A.OneOf:
                 p=1,
             ),
             A.OneOf([A.GaussNoise(std_range=(0.05, 0.25), p=1), A.ISONoise(intensity=(0.2, 0.6), p=1)], p=1),
-            A.RandomSunFlare(flare_roi=(0, 0, 1, 0.6), src_radius=max(8, size // 3),
-                             num_flare_circles_range=(3, 6), p=1),
+            A.OneOf([A.RandomSunFlare(flare_roi=(0, 0, 1, 0.6), src_radius=max(8, size // 3),
+                                      num_flare_circles_range=(3, 6), p=1),
+                     SunGlare(p=1)], p=1),
             A.Downscale(scale_range=(0.2, 0.5), p=1),
         ],
         p=1,

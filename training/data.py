@@ -26,7 +26,7 @@ def load_crops(
     out = np.empty((len(paths), spec.size, spec.size, 3), np.uint8)
     kept: list[int] = []
     failures: dict[int, str] = {}
-    for crops, fails, done in iter_prepared(paths, spec):
+    for crops, fails, done in iter_prepared(paths, spec, tensors=False):
         failures.update(fails)
         for c in crops:
             if c.face == 0:

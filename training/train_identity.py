@@ -53,6 +53,7 @@ class IdentityTrainOptions:
     workers: int = 2
     device: str = "auto"
     limit: int = 0  # use at most this many training identities (quick trials); 0 = all
+    init: Path | None = None  # a previous identity run (folder or weights file) to fine-tune from
 
 
 def split_by_identity(items: list[IdentityImage], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -94,6 +95,36 @@ def validation_scores(items: list[IdentityImage], emb: np.ndarray) -> dict[str, 
     parts = [out[k] for k in ("val_facecom_top1", "val_facecom_macro_f1", "val_cross_photo_top1") if k in out]
     out["val_score"] = float(np.mean(parts)) if parts else float("nan")
     return out
+
+
+def init_from_run(path: Path, backbone: str, embedding_dim: int) -> torch.nn.Module:
+    """An embedder with every weight (backbone, projection, BatchNorm) of a previous identity run.
+
+    ``path`` is a run folder or its ``model.safetensors``; the backbone and embedding size must match.
+    """
+    from training.models import read_state_dict
+
+    path = Path(path)
+    weights = path / WEIGHTS if path.is_dir() else path
+    if not weights.is_file():
+        raise FacecliError(f"--init: {weights} not found (expected a facecli identity run folder)")
+    model = create_model("identity", backbone, "none", embedding_dim=embedding_dim)
+    sd = read_state_dict(weights)
+    own = model.state_dict()
+    bad = sorted(k for k in own if k not in sd or sd[k].shape != own[k].shape)
+    if bad:
+        raise FacecliError(f"--init: {weights} does not fit a {backbone} embedder with {embedding_dim}-d output "
+                           f"({len(bad)} tensors missing or of another shape, e.g. {bad[0]})")
+    model.load_state_dict({k: sd[k] for k in own})
+    return model
+
+
+def class_means(emb: np.ndarray, labels: list[int], n_classes: int) -> np.ndarray:
+    """L2-normalised mean embedding of each class (ArcFace centres that start where the data already is)."""
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    sums = np.zeros((n_classes, emb.shape[1]), np.float64)
+    np.add.at(sums, np.asarray(labels), emb)
+    return (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def train_identity(opt: IdentityTrainOptions, console: Console | None = None) -> dict[str, Any]:
@@ -150,8 +181,15 @@ def train_identity(opt: IdentityTrainOptions, console: Console | None = None) ->
                             drop_last=len(ds) > opt.batch_size, worker_init_fn=worker_init,
                             persistent_workers=opt.workers > 0, generator=gen)
         criterion = ArcFaceLoss(opt.embedding_dim, len(classes), scale=opt.scale, margin=opt.margin)
-    model = create_model("identity", opt.backbone, opt.pretrained, embedding_dim=opt.embedding_dim)
     device = pick_device(opt.device)
+    if opt.init is not None:
+        model = init_from_run(opt.init, opt.backbone, opt.embedding_dim).to(device)
+        if isinstance(criterion, ArcFaceLoss):
+            centres = class_means(predict_batches(model, train_x, spec, device), train_y, len(classes))
+            criterion.weight.data.copy_(torch.from_numpy(centres))
+        console.print(f"fine-tuning from {opt.init}")
+    else:
+        model = create_model("identity", opt.backbone, opt.pretrained, embedding_dim=opt.embedding_dim)
 
     state: dict[str, np.ndarray] = {}
 
