@@ -297,8 +297,10 @@ def gallery_build_cmd(
     root: Annotated[Path, typer.Argument(help="Identity folders: ROOT/<identity>/*.jpg (clean images).")],
     gallery: GalleryOpt = Path("gallery"),
     model: ModelOpt = None,
-    per_image: Annotated[bool, typer.Option("--per-image", help="Keep one vector per image instead of one "
-                                                                "template (mean embedding) per identity.")] = False,
+    per_image: Annotated[bool, typer.Option("--per-image/--templates", help="Keep one vector per photo and "
+                                                                           "score an identity by its best photo "
+                                                                           "(default), or one template (mean "
+                                                                           "embedding) per identity.")] = True,
     include_distorted: Annotated[bool, typer.Option("--include-distorted", help="Also embed distortion/ "
                                                                                 "images.")] = False,
     detect: DetectOpt = None,

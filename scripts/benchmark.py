@@ -65,8 +65,13 @@ def make_identity_folder(root: Path, n_probes: int, data: Path | None, rng) -> i
     return n_ids * len(KINDS)
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, peak RSS in MiB of that process)."""
+def timed(cmd: list[str], repeat: int = 1) -> tuple[float, float]:
+    """Run ``cmd`` ``repeat`` times; return the median wall seconds and the largest peak RSS in MiB."""
+    runs = [_timed_once(cmd) for _ in range(repeat)]
+    return float(np.median([w for w, _ in runs])), max(r for _, r in runs)
+
+
+def _timed_once(cmd: list[str]) -> tuple[float, float]:
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -116,6 +121,8 @@ def main() -> None:
     ap.add_argument("--gender-model", type=Path, help="ONNX gender model (default: the shipped one)")
     ap.add_argument("--identity-model", type=Path, help="ONNX embedder (default: the shipped one)")
     ap.add_argument("--detect", choices=["auto", "none"], help="override the models' detection setting")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per command; the median time is reported (default 3: shared machines are noisy)")
     ap.add_argument("--gallery-scale", type=int, metavar="N",
                     help="instead: time a gallery of N random identities (index build, save, load, search)")
     args = ap.parse_args()
@@ -132,16 +139,19 @@ def main() -> None:
         gm = ["--model", str(args.gender_model)] if args.gender_model else []
         im = ["--model", str(args.identity_model)] if args.identity_model else []
         rows = []
-        wall, rss = timed([*facecli, "classify", str(tmp / "photos"), "--out", str(tmp / "r.csv"), *gm, *extra])
+        wall, rss = timed([*facecli, "classify", str(tmp / "photos"), "--out", str(tmp / "r.csv"), *gm, *extra],
+                          args.repeat)
         rows.append(("classify", n_cls, wall, rss))
-        wall, rss = timed([*facecli, "gallery", "build", str(tmp / "ids"), "--gallery", str(tmp / "g"), *im, *extra])
+        wall, rss = timed([*facecli, "gallery", "build", str(tmp / "ids"), "--gallery", str(tmp / "g"), *im, *extra],
+                          args.repeat)
         n_clean = sum(1 for p in (tmp / "ids").glob("*/*.jpg"))
         rows.append(("gallery build", n_clean, wall, rss))
         wall, rss = timed([*facecli, "match", str(tmp / "ids"), "--gallery", str(tmp / "g"), "--out",
-                           str(tmp / "m.csv"), *im, *extra])
+                           str(tmp / "m.csv"), *im, *extra], args.repeat)
         rows.append(("match", n_probe, wall, rss))
     src = f"FACECOM images from {args.data}" if args.data else "generated 250x250 JPEGs"
-    print(f"# facecli benchmark: {src}; {os.cpu_count()} CPU cores; whole commands (start-up included)")
+    print(f"# facecli benchmark: {src}; {os.cpu_count()} CPU cores; whole commands (start-up included), "
+          f"median of {args.repeat} runs")
     print(f"{'command':<14} {'images':>7} {'seconds':>8} {'images/s':>9} {'peak RSS MiB':>13}")
     for name, n, wall, rss in rows:
         print(f"{name:<14} {n:>7} {wall:>8.1f} {n / wall:>9.1f} {rss:>13.0f}")

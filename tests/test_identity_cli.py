@@ -43,12 +43,22 @@ def test_identity_split_is_disjoint_and_seeded(identity_data):
     assert len(tr) + len(va) == len(items)
 
 
-def test_gallery_build_templates_and_metadata(gallery, identity_model):
+def test_gallery_build_per_image_default_templates_and_metadata(gallery, identity_model, identity_data, tmp_path,
+                                                                cli):
     from facecli.gallery import Gallery
     from facecli.runtime import file_sha256
 
     g = Gallery.load(gallery)
-    assert len(g.identities) == 10 and len(g.rows) == 10  # one template per identity
+    assert len(g.identities) == 10 and len(g.rows) == 14  # one vector per clean photo (2 + 2 + 3 + 7 x 1)
+    assert g.meta["per_image"]
+    r = cli("gallery", "build", identity_data / "train", "--gallery", tmp_path / "t", "--model", identity_model[1],
+            "--templates")
+    assert r.code == 0, r.err
+    t = Gallery.load(tmp_path / "t")
+    assert len(t.rows) == 10 and not t.meta.get("per_image")  # one template per identity
+    photos = g.vectors[[i for i, r in enumerate(g.rows) if r == "person_02"]]
+    mean = photos.mean(0) / np.linalg.norm(photos.mean(0))
+    np.testing.assert_allclose(t.vectors[t.rows.index("person_02")], mean, atol=1e-5)
     assert np.allclose(np.linalg.norm(g.vectors, axis=1), 1, atol=1e-5)
     assert g.meta["image_counts"]["person_02"] == 3 and g.meta["image_counts"]["person_05"] == 1
     assert g.meta["model"]["sha256"] == file_sha256(identity_model[1])
