@@ -264,6 +264,9 @@ def train_identity_cmd(
     init: Annotated[Path | None, typer.Option(help="Fine-tune from a previous identity run folder: its whole "
                                                    "embedder is loaded and the ArcFace class centres start at "
                                                    "the class means of its embeddings.")] = None,
+    strong_glare: Annotated[bool, typer.Option("--strong-glare", help="Add a glare that washes the face out "
+                                                                      "(like FACECOM's sunny images) to the "
+                                                                      "synthetic degradations.")] = False,
 ) -> None:
     """Train a face embedder on clean and distorted images; select on held-out identities."""
     from training.train_identity import IdentityTrainOptions, train_identity
@@ -274,7 +277,7 @@ def train_identity_cmd(
                                detect=detect, embedding_dim=embedding_dim, loss=loss, margin=margin, epochs=epochs,
                                batch_size=batch_size, lr=lr, patience=patience, val_fraction=val_fraction,
                                seed=seed, degrade_p=degrade_p, workers=workers, device=device, limit=limit,
-                               init=init)
+                               init=init, strong_glare=strong_glare)
     cfg = train_identity(opt, _console())
     from facecli.report import metric_table
 

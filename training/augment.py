@@ -49,8 +49,14 @@ class SunGlare(A.ImageOnlyTransform):
         return ("centre_roi", "radius", "strength", "falloff")
 
 
-def degradations(size: int) -> A.OneOf:
-    """One of: blur, fog, rain, low light, noise, sun glare, down-scaling (FACECOM's seven kinds)."""
+def degradations(size: int, strong_glare: bool = False) -> A.OneOf:
+    """One of: blur, fog, rain, low light, noise, sun glare, down-scaling (FACECOM's seven kinds).
+
+    Sun glare is albumentations' ``RandomSunFlare``; with ``strong_glare`` half of the glare draws are
+    :class:`SunGlare` instead, which washes the face out as FACECOM's ``sunny`` images do.
+    """
+    flare = A.RandomSunFlare(flare_roi=(0, 0, 1, 0.6), src_radius=max(8, size // 3), num_flare_circles_range=(3, 6),
+                             p=1)
     return A.OneOf(
         [
             A.OneOf([A.GaussianBlur(sigma_limit=(0.8, 3.0), p=1), A.MotionBlur(blur_limit=(3, 9), p=1)], p=1),
@@ -63,20 +69,19 @@ def degradations(size: int) -> A.OneOf:
                 p=1,
             ),
             A.OneOf([A.GaussNoise(std_range=(0.05, 0.25), p=1), A.ISONoise(intensity=(0.2, 0.6), p=1)], p=1),
-            A.OneOf([A.RandomSunFlare(flare_roi=(0, 0, 1, 0.6), src_radius=max(8, size // 3),
-                                      num_flare_circles_range=(3, 6), p=1),
-                     SunGlare(p=1)], p=1),
+            A.OneOf([flare, SunGlare(p=1)], p=1) if strong_glare else flare,
             A.Downscale(scale_range=(0.2, 0.5), p=1),
         ],
         p=1,
     )
 
 
-def train_transform(size: int, degrade_p: float = 0.5, strength: float = 1.0) -> A.Compose:
+def train_transform(size: int, degrade_p: float = 0.5, strength: float = 1.0, strong_glare: bool = False) -> A.Compose:
     """Training augmentation for ``size``-pixel square crops.
 
     Flips, small shifts/scales/rotations, colour jitter, one FACECOM-like degradation with probability
-    ``degrade_p`` and coarse dropout. ``strength`` scales the geometric jitter (0 turns it off).
+    ``degrade_p`` and coarse dropout. ``strength`` scales the geometric jitter (0 turns it off);
+    ``strong_glare`` adds :class:`SunGlare` to the degradations.
     """
     s = strength
     return A.Compose(
@@ -86,7 +91,7 @@ def train_transform(size: int, degrade_p: float = 0.5, strength: float = 1.0) ->
                      rotate=(-12 * s, 12 * s), border_mode=1, p=0.7 if s > 0 else 0),
             A.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25, hue=0.04, p=0.5),
             A.ToGray(p=0.05),
-            A.OneOf([degradations(size)], p=degrade_p),
+            A.OneOf([degradations(size, strong_glare)], p=degrade_p),
             A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.08, 0.2),
                             hole_width_range=(0.08, 0.2), fill=0, p=0.25),
         ]

@@ -54,6 +54,7 @@ class IdentityTrainOptions:
     device: str = "auto"
     limit: int = 0  # use at most this many training identities (quick trials); 0 = all
     init: Path | None = None  # a previous identity run (folder or weights file) to fine-tune from
+    strong_glare: bool = False  # add SunGlare (FACECOM-like wash-out) to the sun-glare degradations
 
 
 def split_by_identity(items: list[IdentityImage], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -168,7 +169,8 @@ def train_identity(opt: IdentityTrainOptions, console: Console | None = None) ->
     va_items = [va_items[i] for i in vkeep]
     console.print(f"decoded and cropped in {time.time() - t0:.1f}s; unreadable: {len(fails) + len(vfails)}")
 
-    ds = CropDataset(train_x, train_y, spec, train_transform(opt.size, degrade_p=opt.degrade_p))
+    ds = CropDataset(train_x, train_y, spec, train_transform(opt.size, degrade_p=opt.degrade_p,
+                                                                 strong_glare=opt.strong_glare))
     gen = torch.Generator().manual_seed(opt.seed)
     if opt.loss == "triplet":
         k = max(2, opt.batch_size // opt.identities_per_batch)
