@@ -280,3 +280,27 @@ def test_init_from_run_loads_the_whole_embedder_and_class_means(tmp_path):
         init_from_run(tmp_path / "nowhere", "test_efficientnet", 8)
     emb = np.array([[3.0, 0], [1, 0], [0, 2], [0, 5]], np.float32)
     np.testing.assert_allclose(class_means(emb, [0, 0, 1, 1], 2), [[1, 0], [0, 1]])
+
+
+def test_augmentation_repeats_with_the_same_seed_in_the_loader():
+    from torch.utils.data import DataLoader
+
+    from facecli.preprocess import Preprocessing
+    from training.augment import train_transform
+    from training.data import CropDataset
+    from training.loop import worker_init
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (12, 48, 48, 3), dtype=np.uint8)
+    spec = Preprocessing(size=48, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+    def batches(seed: int, workers: int) -> list[torch.Tensor]:
+        ds = CropDataset(crops, list(range(12)), spec, train_transform(48, degrade_p=1.0, seed=seed))
+        loader = DataLoader(ds, batch_size=4, shuffle=True, num_workers=workers, worker_init_fn=worker_init,
+                            generator=torch.Generator().manual_seed(seed))
+        return [x for x, _ in loader]
+
+    for workers in (0, 2):
+        a, b = batches(0, workers), batches(0, workers)
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True)), workers
+        assert not all(torch.equal(x, y) for x, y in zip(a, batches(1, workers), strict=True))

@@ -76,12 +76,15 @@ def degradations(size: int, strong_glare: bool = False) -> A.OneOf:
     )
 
 
-def train_transform(size: int, degrade_p: float = 0.5, strength: float = 1.0, strong_glare: bool = False) -> A.Compose:
+def train_transform(size: int, degrade_p: float = 0.5, strength: float = 1.0, strong_glare: bool = False,
+                    seed: int | None = None) -> A.Compose:
     """Training augmentation for ``size``-pixel square crops.
 
     Flips, small shifts/scales/rotations, colour jitter, one FACECOM-like degradation with probability
     ``degrade_p`` and coarse dropout. ``strength`` scales the geometric jitter (0 turns it off);
-    ``strong_glare`` adds :class:`SunGlare` to the degradations.
+    ``strong_glare`` adds :class:`SunGlare` to the degradations. ``seed`` fixes the random draws
+    (albumentations 2 keeps its own generators and ignores ``np.random.seed``); DataLoader workers
+    reseed it per worker (see ``training.loop.worker_init``).
     """
     s = strength
     return A.Compose(
@@ -94,5 +97,6 @@ def train_transform(size: int, degrade_p: float = 0.5, strength: float = 1.0, st
             A.OneOf([degradations(size, strong_glare)], p=degrade_p),
             A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.08, 0.2),
                             hole_width_range=(0.08, 0.2), fill=0, p=0.25),
-        ]
+        ],
+        seed=seed,
     )

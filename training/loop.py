@@ -43,10 +43,16 @@ def seed_everything(seed: int) -> None:
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader worker seeding: derived from the torch seed so runs repeat."""
+    """DataLoader worker seeding: derived from the torch seed (itself drawn from the loader's seeded
+    generator) so runs repeat. Reseeds the dataset's albumentations pipeline too, which keeps its own
+    generators."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info is not None else None
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -107,7 +107,7 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
     criterion = BinaryFocalLoss(alpha=n_neg / len(train_y) if opt.balance != "none" else 0.5) \
         if opt.loss == "focal" else WeightedBCE(pos_weight)
 
-    ds = CropDataset(train_x, train_y, spec, train_transform(opt.size))
+    ds = CropDataset(train_x, train_y, spec, train_transform(opt.size, seed=opt.seed))
     loader = DataLoader(ds, batch_size=opt.batch_size, shuffle=sampler is None, sampler=sampler,
                         num_workers=opt.workers, drop_last=len(ds) > opt.batch_size, worker_init_fn=worker_init,
                         persistent_workers=opt.workers > 0, generator=torch.Generator().manual_seed(opt.seed))

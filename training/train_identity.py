@@ -170,7 +170,7 @@ def train_identity(opt: IdentityTrainOptions, console: Console | None = None) ->
     console.print(f"decoded and cropped in {time.time() - t0:.1f}s; unreadable: {len(fails) + len(vfails)}")
 
     ds = CropDataset(train_x, train_y, spec, train_transform(opt.size, degrade_p=opt.degrade_p,
-                                                                 strong_glare=opt.strong_glare))
+                                                                 strong_glare=opt.strong_glare, seed=opt.seed))
     gen = torch.Generator().manual_seed(opt.seed)
     if opt.loss == "triplet":
         k = max(2, opt.batch_size // opt.identities_per_batch)
