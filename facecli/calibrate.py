@@ -9,13 +9,14 @@ import numpy as np
 
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
-from facecli.metrics import verification_metrics
+from facecli.metrics import midpoint_below, verification_metrics
 from facecli.recognise import match_folder
 from facecli.runtime import OnnxModel
 
 
 def choose_threshold(genuine: np.ndarray, impostor: np.ndarray, objective: str = "f1", far: float = 1e-3) -> float:
-    """The threshold maximising verification F1 ("f1"), or the lowest one whose FAR is at most ``far``."""
+    """The threshold maximising verification F1 ("f1"; halfway between scores, see
+    :func:`facecli.metrics.midpoint_below`), or the lowest one whose FAR is at most ``far``."""
     if objective == "far":
         if len(impostor) == 0:
             raise FacecliError("no impostor pairs: cannot set a threshold by false accept rate")
@@ -27,9 +28,10 @@ def choose_threshold(genuine: np.ndarray, impostor: np.ndarray, objective: str =
     from sklearn.metrics import precision_recall_curve
 
     y = np.r_[np.ones(len(genuine)), np.zeros(len(impostor))]
-    prec, rec, thr = precision_recall_curve(y, np.r_[genuine, impostor])
+    scores = np.r_[genuine, impostor]
+    prec, rec, thr = precision_recall_curve(y, scores)
     f1 = 2 * prec[:-1] * rec[:-1] / np.maximum(prec[:-1] + rec[:-1], 1e-12)
-    return float(thr[int(np.argmax(f1))])
+    return midpoint_below(scores, float(thr[int(np.argmax(f1))]), floor=-1.0)
 
 
 def calibrate_gallery(model: OnnxModel, gallery: Gallery, data: Path, *, objective: str = "f1", far: float = 1e-3,

@@ -50,7 +50,9 @@ def gender_metrics(y_true: Sequence[int], p_female: Sequence[float], threshold: 
 def tune_threshold(y_true: Sequence[int], p_female: Sequence[float], objective: str = "f1") -> tuple[float, float]:
     """The decision threshold maximising ``objective`` ("f1" of the female class or "balanced_accuracy").
 
-    Returns (threshold, objective value). Candidates are midpoints between sorted distinct scores.
+    Returns (threshold, objective value). The threshold is the midpoint between the lowest score
+    predicted positive and the next lower score, so scores that move by float noise (PyTorch vs ONNX)
+    keep their side of it.
     """
     skm = _skm()
     y = np.asarray(y_true, dtype=int)
@@ -61,13 +63,20 @@ def tune_threshold(y_true: Sequence[int], p_female: Sequence[float], objective: 
         prec, rec, thr = skm.precision_recall_curve(y, p)
         f1 = 2 * prec[:-1] * rec[:-1] / np.maximum(prec[:-1] + rec[:-1], 1e-12)
         i = int(np.argmax(f1))
-        return float(thr[i]), float(f1[i])
+        return midpoint_below(p, float(thr[i])), float(f1[i])
     if objective == "balanced_accuracy":
         fpr, tpr, thr = skm.roc_curve(y, p)
         ba = (tpr + 1 - fpr) / 2
         i = int(np.argmax(np.where(np.isfinite(thr), ba, -1)))
-        return float(min(thr[i], 1.0)), float(ba[i])
+        return midpoint_below(p, float(min(thr[i], 1.0))), float(ba[i])
     raise ValueError(f"unknown objective {objective!r}")
+
+
+def midpoint_below(scores: np.ndarray, t: float, floor: float = 0.0) -> float:
+    """A threshold that classifies ``scores`` exactly as ``>= t`` does, halfway to the next lower score
+    (or to ``floor`` when there is none), instead of on top of a sample."""
+    below = scores[scores < t]
+    return float((t + (below.max() if len(below) else min(floor, t))) / 2)
 
 
 # ---------------------------------------------------------------- identity
