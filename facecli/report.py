@@ -150,6 +150,9 @@ def write_identity_report(result, out_dir: Path, prefix: str = "", extra: dict |
     write_json(out_dir / f"{prefix}metrics.json", payload)
     if plots:
         similarity_plots(result.genuine, result.impostor, result.metrics["threshold"], out_dir, prefix)
+    else:  # a report folder never mixes this run's figures with an older run's plots
+        for name in ("similarity_histogram.png", "roc.png"):
+            (out_dir / f"{prefix}{name}").unlink(missing_ok=True)
 
 
 def print_identity_report(con: Console, result, title: str) -> None:

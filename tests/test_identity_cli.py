@@ -112,6 +112,10 @@ def test_match_plots_on_request(gallery, identity_model, identity_data, tmp_path
     assert r.code == 0, r.err
     assert (tmp_path / "p_report" / "similarity_histogram.png").is_file()
     assert (tmp_path / "p_report" / "roc.png").is_file()
+    r = cli("match", identity_data / "train", "--gallery", gallery, "--model", identity_model[1],
+            "--out", tmp_path / "p.csv")
+    assert r.code == 0, r.err
+    assert not list((tmp_path / "p_report").glob("*.png"))  # no stale plots beside the new figures
 
 
 def test_match_open_set_reports_fpir(gallery, identity_model, identity_data, tmp_path, cli):
