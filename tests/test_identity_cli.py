@@ -83,10 +83,14 @@ def test_gallery_info_and_add_replace(gallery, identity_model, tmp_path, cli):
     assert r.code == 0 and "11" in r.err
 
 
+def match(cli, probes, gallery, identity_model, out, *extra):
+    """``facecli match`` with the test model and gallery."""
+    return cli("match", probes, "--gallery", gallery, "--model", identity_model[1], "--out", out, *extra)
+
+
 def test_match_closed_set_csv_and_report(gallery, identity_model, identity_data, tmp_path, cli):
     out = tmp_path / "m.csv"
-    r = cli("match", identity_data / "train", "--gallery", gallery, "--model", identity_model[1],
-            "--threshold", "0.3", "--out", out)
+    r = match(cli, identity_data / "train", gallery, identity_model, out, "--threshold", "0.3")
     assert r.code == 0, r.err
     df = pd.read_csv(out, keep_default_na=False)
     assert len(df) == 14 * 7  # distorted copies of 14 clean photos (2 + 2 + 3 + 7 x 1)
@@ -107,21 +111,18 @@ def test_match_closed_set_csv_and_report(gallery, identity_model, identity_data,
 
 
 def test_match_plots_on_request(gallery, identity_model, identity_data, tmp_path, cli):
-    r = cli("match", identity_data / "train", "--gallery", gallery, "--model", identity_model[1],
-            "--out", tmp_path / "p.csv", "--plots")
+    r = match(cli, identity_data / "train", gallery, identity_model, tmp_path / "p.csv", "--plots")
     assert r.code == 0, r.err
     assert (tmp_path / "p_report" / "similarity_histogram.png").is_file()
     assert (tmp_path / "p_report" / "roc.png").is_file()
-    r = cli("match", identity_data / "train", "--gallery", gallery, "--model", identity_model[1],
-            "--out", tmp_path / "p.csv")
+    r = match(cli, identity_data / "train", gallery, identity_model, tmp_path / "p.csv")
     assert r.code == 0, r.err
     assert not list((tmp_path / "p_report").glob("*.png"))  # no stale plots beside the new figures
 
 
 def test_match_open_set_reports_fpir(gallery, identity_model, identity_data, tmp_path, cli):
     out = tmp_path / "open.csv"
-    r = cli("match", identity_data / "val", "--gallery", gallery, "--model", identity_model[1],
-            "--threshold", "0.8", "--out", out)
+    r = match(cli, identity_data / "val", gallery, identity_model, out, "--threshold", "0.8")
     assert r.code == 0, r.err
     df = pd.read_csv(out, keep_default_na=False)
     rep = json.loads((tmp_path / "open_report" / "metrics.json").read_text())
@@ -139,7 +140,7 @@ def test_match_plain_folder_has_no_ground_truth(gallery, identity_model, identit
         shutil.copy(f, plain / f.name)
     (plain / "bad.jpg").write_bytes(b"garbage")
     out = tmp_path / "p.csv"
-    r = cli("match", plain, "--gallery", gallery, "--model", identity_model[1], "--out", out)
+    r = match(cli, plain, gallery, identity_model, out)
     assert r.code == 0, r.err
     df = pd.read_csv(out, keep_default_na=False)
     assert len(df) == 4 and "true_identity" not in df.columns
@@ -155,8 +156,7 @@ def test_calibrate_stores_threshold_used_by_match(gallery, identity_model, ident
     g = Gallery.load(gallery)
     assert "calibrated" in g.meta["threshold_source"]
     out = tmp_path / "after.csv"
-    assert cli("match", identity_data / "train", "--gallery", gallery, "--model", identity_model[1],
-               "--out", out).code == 0
+    assert match(cli, identity_data / "train", gallery, identity_model, out).code == 0
     rep = json.loads((tmp_path / "after_report" / "metrics.json").read_text())
     assert rep["threshold"] == pytest.approx(g.threshold)
     assert rep["verification_far"] <= 0.05 + 1e-9

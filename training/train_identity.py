@@ -121,11 +121,14 @@ def init_from_run(path: Path, backbone: str, embedding_dim: int) -> torch.nn.Mod
 
 
 def class_means(emb: np.ndarray, labels: list[int], n_classes: int) -> np.ndarray:
-    """L2-normalised mean embedding of each class (ArcFace centres that start where the data already is)."""
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    sums = np.zeros((n_classes, emb.shape[1]), np.float64)
-    np.add.at(sums, np.asarray(labels), emb)
-    return (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    """ArcFace centres that start where the data already is: each class's gallery template (the
+    re-normalised mean of its normalised embeddings); a class without images gets a zero row."""
+    from facecli.gallery import build_templates
+
+    names, templates, _ = build_templates(emb, labels)
+    centres = np.zeros((n_classes, emb.shape[1]), np.float32)
+    centres[np.asarray(names, dtype=np.int64)] = templates
+    return centres
 
 
 def train_identity(opt: IdentityTrainOptions, console: Console | None = None) -> dict[str, Any]:
