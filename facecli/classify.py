@@ -10,7 +10,7 @@ import pandas as pd
 from facecli.pipeline import run_model
 from facecli.runtime import OnnxModel
 
-CLASSIFY_COLUMNS = ["path", "face", "label", "p_female", "face_status", "box", "error"]
+CLASSIFY_COLUMNS = ["path", "face", "label", "p_female", "face_status", "box", "landmarks", "error"]
 
 
 def classify_images(
@@ -25,9 +25,11 @@ def classify_images(
 ) -> pd.DataFrame:
     """One row per face (or per image without detection) with ``label`` and ``p_female``.
 
-    ``threshold`` defaults to the one tuned on validation and stored in the model. Unreadable files get
-    a row with an ``error`` and empty prediction. ``path`` is relative to ``root`` when given.
-    Rows keep the input order.
+    ``threshold`` defaults to the one tuned on validation and stored in the model. With detection, an
+    image without a face gets one row with ``face_status`` "not_found" and no label (a cat is neither
+    male nor female); ``box`` is "x y w h" and ``landmarks`` the five points "x1 y1 ... x5 y5" in image
+    pixels. Unreadable files get a row with an ``error`` and empty prediction. ``path`` is relative to
+    ``root`` when given. Rows keep the input order.
     """
     if model.task != "gender":
         raise ValueError("classify needs a gender model")
@@ -37,13 +39,16 @@ def classify_images(
     rows: list[dict] = []
     for crop, p in zip(res.crops, res.outputs.reshape(-1), strict=True):
         rows.append({
-            "_i": crop.index, "face": crop.face, "label": labels[int(p >= thr)], "p_female": float(p),
+            "_i": crop.index, "face": crop.face,
+            "label": labels[int(p >= thr)] if crop.has_face else "",
+            "p_female": float(p) if crop.has_face else float("nan"),
             "face_status": crop.face_status, "box": "" if crop.box is None else " ".join(map(str, crop.box)),
+            "landmarks": "" if crop.landmarks is None else " ".join(f"{v:.1f}" for v in crop.landmarks.reshape(-1)),
             "error": "",
         })
     for i, err in res.failures.items():
         rows.append({"_i": i, "face": "", "label": "", "p_female": float("nan"), "face_status": "", "box": "",
-                     "error": err})
+                     "landmarks": "", "error": err})
     df = pd.DataFrame(rows, columns=["_i", *CLASSIFY_COLUMNS[1:]])
     df.insert(0, "path", [rel(paths[i], root) for i in df["_i"]])
     return df.sort_values(["_i", "face"], key=lambda c: pd.to_numeric(c, errors="coerce").fillna(-1),

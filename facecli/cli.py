@@ -27,8 +27,13 @@ ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="ONNX model
                                                "Default: the shipped model in models/.")]
 BatchOpt = Annotated[int, typer.Option(help="Images per inference batch.")]
 DetectOpt = Annotated[str | None, typer.Option(
-    help="Face detection: 'auto' (detect; whole-image crop when no face is found) or 'none'. "
+    help="Face detection: 'auto' (MTCNN with five landmarks; faces are aligned as the model was trained; "
+         "face_status says detected, fallback or not_found) or 'none' (centred crop). "
          "Default: what the model was trained with.")]
+AlignOpt = Annotated[str, typer.Option(
+    help="Align faces: 'arcface' warps the five detected landmarks onto ArcFace's template (implies "
+         "--detect auto; stored with the model and used by every command), or 'none' (no alignment).")]
+ZoomOpt = Annotated[float, typer.Option(help="With --align: > 1 shows more context around the face.")]
 DeviceOpt = Annotated[str, typer.Option(help="Inference device: auto (CUDA when usable, else CPU), cuda or cpu.")]
 
 
@@ -67,6 +72,8 @@ def train_gender_cmd(
     size: Annotated[int, typer.Option(help="Square input size in pixels.")] = 112,
     crop: Annotated[float, typer.Option(help="Centred crop, as a fraction of the shorter side.")] = 0.8,
     detect: Annotated[str, typer.Option(help="Face detection in preprocessing: none or auto.")] = "none",
+    align: AlignOpt = "none",
+    zoom: ZoomOpt = 1.0,
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 24,
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
     lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine schedule with warm restarts).")] = 1e-3,
@@ -90,13 +97,25 @@ def train_gender_cmd(
     _check_choice("loss", loss, ("bce", "focal"))
     _check_choice("select", select, ("f1", "balanced_accuracy"))
     _check_detect(detect)
+    _check_align(align, detect, zoom)
     opt = GenderTrainOptions(data=data, out=out, backbone=backbone, pretrained=pretrained, size=size, crop=crop,
-                             detect=detect, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                             detect=detect, align=align, zoom=zoom, epochs=epochs, batch_size=batch_size, lr=lr,
+                             patience=patience,
                              val_fraction=val_fraction, seed=seed, balance=balance, loss=loss, select=select,
                              workers=workers, device=device, limit=limit)
     cfg = train_gender(opt, _console())
     _print_gender_summary(cfg["metrics"], f"best epoch {cfg['best_epoch']} on {cfg['metrics']['protocol']}")
     _console().print(f"run folder: {out}")
+
+
+def _check_align(align: str, detect: str, zoom: float) -> None:
+    from facecli.align import TEMPLATES
+
+    _check_choice("align", align, ("none", *sorted(TEMPLATES)))
+    if align != "none" and detect == "none" and "--detect" in sys.argv:
+        raise FacecliError("--align needs face detection: drop --detect none")
+    if not 0.5 <= zoom <= 3.0:
+        raise FacecliError(f"--zoom must lie in [0.5, 3], not {zoom}")
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -152,8 +171,8 @@ def export_identity_cmd(
 @app.command("classify")
 def classify_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder scanned recursively for jpg, jpeg, png, bmp, webp, tif.")],
-    out: Annotated[Path, typer.Option(help="CSV to write: path, face, label, p_female, face_status, box, "
-                                           "error.")] = Path("results.csv"),
+    out: Annotated[Path, typer.Option(help="CSV file to write: path, face, label, p_female, face_status, box, "
+                                           "landmarks, error.")] = Path("results.csv"),
     model: ModelOpt = None,
     threshold: Annotated[float | None, typer.Option(help="P(female) threshold. Default: the model's "
                                                          "validation-tuned one.")] = None,
@@ -188,11 +207,19 @@ def _print_classify_summary(df, n_images: int) -> None:
     ok = df[df["error"] == ""]
     rows = [("images", n_images), ("rows (faces)", len(ok))]
     rows += [(f"label {lab}", int((ok["label"] == lab).sum())) for lab in ("male", "female")]
-    if "face_status" in ok and (ok["face_status"] != "off").any():
-        no_face = ok[ok["face_status"] == "not_found"]["path"].nunique()
-        rows.append(("images with no face found (whole image used)", no_face))
+    rows += _face_status_rows(ok)
     rows.append(("files that failed", int((df["error"] != "").sum())))
     _console().print(metric_table("classify summary", rows))
+
+
+def _face_status_rows(ok) -> list[tuple[str, int]]:
+    """Summary rows counting faces detected, placed by the fallback, and images with no face."""
+    if "face_status" not in ok or not (ok["face_status"] != "off").any():
+        return []
+    st = ok["face_status"]
+    return [("faces detected", int((st == "detected").sum())),
+            ("faces placed by the fallback (degraded image)", int((st == "fallback").sum())),
+            ("images with no face found (no label)", int(ok[st == "not_found"]["path"].nunique()))]
 
 
 @evaluate_app.command("gender")
@@ -246,6 +273,8 @@ def train_identity_cmd(
     crop: Annotated[float, typer.Option(help="Centred crop, as a fraction of the shorter side (0.8 keeps the "
                                              "face and hair of a 250x250 LFW-style photo).")] = 0.8,
     detect: Annotated[str, typer.Option(help="Face detection in preprocessing: none or auto.")] = "none",
+    align: AlignOpt = "none",
+    zoom: ZoomOpt = 1.0,
     embedding_dim: Annotated[int, typer.Option(help="Embedding size.")] = 512,
     loss: Annotated[str, typer.Option(help="arcface (additive angular margin) or triplet (batch-hard, "
                                            "identities x images batches).")] = "arcface",
@@ -273,8 +302,10 @@ def train_identity_cmd(
 
     _check_choice("loss", loss, ("arcface", "triplet"))
     _check_detect(detect)
+    _check_align(align, detect, zoom)
     opt = IdentityTrainOptions(data=data, out=out, backbone=backbone, pretrained=pretrained, size=size, crop=crop,
-                               detect=detect, embedding_dim=embedding_dim, loss=loss, margin=margin, epochs=epochs,
+                               detect=detect, align=align, zoom=zoom, embedding_dim=embedding_dim, loss=loss,
+                               margin=margin, epochs=epochs,
                                batch_size=batch_size, lr=lr, patience=patience, val_fraction=val_fraction,
                                seed=seed, degrade_p=degrade_p, workers=workers, device=device, limit=limit,
                                init=init, strong_glare=strong_glare)
@@ -435,6 +466,7 @@ def match_cmd(
     ok = table[table["error"] == ""]
     c.print(metric_table("match summary", [("probes", len(table)), ("accepted", int(ok["accepted"].sum())),
                                            ("unknown", int((~ok["accepted"].astype(bool)).sum())),
+                                           *_face_status_rows(ok),
                                            ("files that failed", int((table["error"] != "").sum())),
                                            ("threshold", threshold if threshold is not None else g.threshold)]))
     if result is not None:

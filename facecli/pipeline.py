@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from facecli.decode import DecodeError, read_image
-from facecli.detect import detect_faces
+from facecli.detect import DETECTED, FALLBACK, detect_faces
 from facecli.preprocess import Box, Preprocessing, crop_face, to_tensor
 from facecli.runtime import OnnxModel
 
 FACE_OFF = "off"  # detection not asked for
-FACE_FOUND = "detected"
-FACE_NOT_FOUND = "not_found"  # detection asked for, none found: the whole-image crop was used
+FACE_FOUND = DETECTED  # found by the detector
+FACE_FALLBACK = FALLBACK  # placed by the framing (degraded image: see facecli.detect)
+FACE_NOT_FOUND = "not_found"  # detection asked for, no face: the centred crop was used
 
 
 @dataclass
@@ -35,13 +36,20 @@ class Crop:
     face_status: str
     pixels: np.ndarray  # (size, size, 3) BGR uint8
     tensor: np.ndarray | None = None  # (3, size, size) float32 model input, set by iter_prepared
+    landmarks: np.ndarray | None = None  # (5, 2) x, y in source pixels when a face was found
+
+    @property
+    def has_face(self) -> bool:
+        """False only when detection was asked for and no face was found."""
+        return self.face_status != FACE_NOT_FOUND
 
 
 def prepare_image(path: Path, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
     """Decode one file and cut its model inputs: one crop, or one per face when ``all_faces``.
 
-    With ``spec.detect == "auto"`` faces are detected; when none is found the centred crop is used and
-    the crop is marked ``not_found``. Raises DecodeError for unreadable files.
+    With ``spec.detect == "auto"`` faces are detected (largest first) and cut as the model was trained:
+    warped onto its landmark template, or a square around the box. When none is found the centred crop
+    is used and the crop is marked ``not_found``. Raises DecodeError for unreadable files.
     """
     img = read_image(path)
     return crops_from_array(img, index, spec, all_faces)
@@ -51,11 +59,12 @@ def crops_from_array(img: np.ndarray, index: int, spec: Preprocessing, all_faces
     """The crops of an already-decoded BGR image (see :func:`prepare_image`)."""
     if spec.detect == "none":
         return [Crop(index, 0, None, FACE_OFF, crop_face(img, spec))]
-    boxes = detect_faces(img)
-    if not boxes:
+    faces = detect_faces(img)
+    if not faces:
         return [Crop(index, 0, None, FACE_NOT_FOUND, crop_face(img, spec))]
-    chosen = boxes if all_faces else boxes[:1]
-    return [Crop(index, i, b, FACE_FOUND, crop_face(img, spec, b)) for i, b in enumerate(chosen)]
+    chosen = faces if all_faces else faces[:1]
+    return [Crop(index, i, f.box, f.status, crop_face(img, spec, f.box, f.landmarks), landmarks=f.landmarks)
+            for i, f in enumerate(chosen)]
 
 
 @dataclass

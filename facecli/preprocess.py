@@ -12,6 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facecli.align import TEMPLATES, align_face
+
 Box = tuple[int, int, int, int]  # x, y, w, h in source-image pixels
 
 
@@ -24,9 +26,13 @@ class Preprocessing:
     colour: channel order the model expects ("RGB" or "BGR").
     crop: fraction of the shorter image side kept by the centred square crop used when no face box is
         known (0.8 keeps the face and some hair of a 250x250 LFW-style photo).
-    detect: "none" (centred crop only) or "auto" (detect the face; fall back to the centred crop).
-    face_margin: the square around a detected face box is this many times the box's larger side.
-        :func:`margin_for_crop` gives the margin whose framing matches a centred ``crop`` on LFW-style photos.
+    detect: "none" (centred crop only) or "auto" (detect faces with MTCNN, see :mod:`facecli.detect`).
+    face_margin: without alignment, the square around a detected face box is this many times the box's
+        larger side. :func:`margin_for_crop` gives the margin whose framing matches a centred ``crop`` on
+        LFW-style photos.
+    template: "none", or the alignment template (:data:`facecli.align.TEMPLATES`, e.g. "arcface") that a
+        detected face's five landmarks are warped onto by a similarity transform.
+    zoom: with a template, > 1 shows more context around the face (1 = the template as published).
     """
 
     size: int = 112
@@ -36,6 +42,8 @@ class Preprocessing:
     crop: float = 0.8
     detect: str = "none"
     face_margin: float = 1.6
+    template: str = "none"
+    zoom: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,16 +79,26 @@ class Preprocessing:
             raise ValueError(f"crop must lie in [0.1, 1], not {self.crop}")
         if self.detect not in ("none", "auto"):
             raise ValueError(f"detect must be 'none' or 'auto', not {self.detect!r}")
+        if self.template != "none" and self.template not in TEMPLATES:
+            raise ValueError(f"template must be 'none' or one of {', '.join(sorted(TEMPLATES))}, not {self.template!r}")
+        if not 0.5 <= self.zoom <= 3.0:
+            raise ValueError(f"zoom must lie in [0.5, 3], not {self.zoom}")
+
+    @property
+    def aligned(self) -> bool:
+        """True when detected faces are warped onto a landmark template."""
+        return self.template != "none"
 
 
-# The Haar detector's box is about 0.46 of the width of a 250x250 LFW-style face photo (median over
-# FACECOM's held-out training images), so a margin of crop / 0.46 frames a detected face like the centred crop.
-HAAR_BOX_FRACTION = 0.46
+# The larger side of MTCNN's face box is 0.49 of the side of an LFW-style face photo (median over FACECOM's
+# clean training photos; detect.FRAME_PRIOR), so a margin of crop / 0.49 frames a detected face like the
+# centred crop.
+BOX_FRACTION = 0.49
 
 
 def margin_for_crop(crop: float) -> float:
     """The face-box margin that frames a detected face like a centred ``crop`` frames an LFW-style photo."""
-    return round(crop / HAAR_BOX_FRACTION, 3)
+    return round(crop / BOX_FRACTION, 3)
 
 
 def square_region(img_shape: tuple[int, ...], spec: Preprocessing, box: Box | None) -> tuple[int, int, int]:
@@ -94,12 +112,18 @@ def square_region(img_shape: tuple[int, ...], spec: Preprocessing, box: Box | No
     return w // 2, h // 2, side
 
 
-def crop_face(img: np.ndarray, spec: Preprocessing, box: Box | None = None) -> np.ndarray:
-    """Cut the model's square view of ``img`` (BGR uint8) and resize it to ``spec.size``.
+def crop_face(
+    img: np.ndarray, spec: Preprocessing, box: Box | None = None, landmarks: np.ndarray | None = None
+) -> np.ndarray:
+    """Cut the model's square view of ``img`` (BGR uint8) at ``spec.size`` pixels.
 
-    With ``box`` the square is centred on the face box and ``face_margin`` times its size; without, it
-    is the centred ``crop`` fraction of the shorter side. Parts outside the image are edge-replicated.
+    With ``landmarks`` (five points) and an alignment ``template`` the face is warped onto the template.
+    Otherwise, with ``box`` the square is centred on the face box and ``face_margin`` times its size;
+    without either, it is the centred ``crop`` fraction of the shorter side. Parts outside the image are
+    edge-replicated.
     """
+    if landmarks is not None and spec.aligned:
+        return align_face(img, landmarks, spec.size, spec.template, spec.zoom)
     h, w = img.shape[:2]
     cx, cy, side = square_region(img.shape, spec, box)
     x0, y0 = cx - side // 2, cy - side // 2

@@ -59,11 +59,15 @@ def test_default_embedder_is_robust_to_distortions():
 
 
 def test_detects_the_astronaut_face_at_the_right_place():
-    boxes = detect_faces(astronaut())
-    assert len(boxes) == 1
-    x, y, w, h = boxes[0]
+    faces = detect_faces(astronaut())
+    assert len(faces) == 1 and faces[0].status == "detected"
+    x, y, w, h = faces[0].box
     cx, cy = x + w / 2, y + h / 2
     assert 190 < cx < 260 and 80 < cy < 150 and 60 < w < 140  # her face, not the flag or the helmet
+    left_eye, right_eye, nose, mouth_l, mouth_r = faces[0].landmarks
+    # her eyes are at about (204, 100) and (246, 103) in the 512x512 image
+    assert np.linalg.norm(left_eye - (204, 100)) < 8 and np.linalg.norm(right_eye - (246, 103)) < 8
+    assert left_eye[1] < nose[1] < mouth_l[1] and mouth_l[0] < nose[0] < mouth_r[0]
 
 
 def test_several_faces_and_no_face(tmp_path, cli):
@@ -79,8 +83,11 @@ def test_several_faces_and_no_face(tmp_path, cli):
     xs = sorted(int(b.split()[0]) for b in two["box"])
     assert xs[0] < 512 <= xs[1]  # one face in each half
     none = df[df["path"] == "none.png"]
-    assert len(none) == 1 and none["face_status"].item() == "not_found" and none["label"].item() in {"male", "female"}
+    # no face: a row that says so, and no label
+    assert len(none) == 1 and none["face_status"].item() == "not_found" and none["label"].item() == ""
+    assert none["p_female"].item() == ""
     assert "no face found" in " ".join(r.err.split())
+    assert all(len(lm.split()) == 10 for lm in two["landmarks"])
 
 
 def test_match_uses_the_largest_face(tmp_path):

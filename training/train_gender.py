@@ -42,6 +42,8 @@ class GenderTrainOptions:
     size: int = 112
     crop: float = 0.8
     detect: str = "none"
+    align: str = "none"  # landmark template (facecli.align.TEMPLATES) or none; implies detect=auto
+    zoom: float = 1.0  # with align: > 1 shows more context around the face
     epochs: int = 24
     batch_size: int = 32
     lr: float = 1e-3
@@ -84,8 +86,9 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
         raise FacecliError("the training split needs images of both classes (male/ and female/)")
 
     mean, std = backbone_norm(opt.backbone)
-    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop, detect=opt.detect,
-                         face_margin=margin_for_crop(opt.crop))
+    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop,
+                         detect="auto" if opt.align != "none" else opt.detect,
+                         face_margin=margin_for_crop(opt.crop), template=opt.align, zoom=opt.zoom)
     opt.out.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]gender[/] {len(paths)} train / {len(val_paths)} val images ({split_note})")
 

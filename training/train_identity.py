@@ -37,6 +37,8 @@ class IdentityTrainOptions:
     size: int = 112
     crop: float = 0.8
     detect: str = "none"
+    align: str = "none"  # landmark template (facecli.align.TEMPLATES) or none; implies detect=auto
+    zoom: float = 1.0  # with align: > 1 shows more context around the face
     embedding_dim: int = 512
     loss: str = "arcface"  # arcface | triplet
     margin: float = 0.3
@@ -159,8 +161,9 @@ def train_identity(opt: IdentityTrainOptions, console: Console | None = None) ->
         raise FacecliError("need at least 2 training identities")
 
     mean, std = backbone_norm(opt.backbone)
-    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop, detect=opt.detect,
-                         face_margin=margin_for_crop(opt.crop))
+    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop,
+                         detect="auto" if opt.align != "none" else opt.detect,
+                         face_margin=margin_for_crop(opt.crop), template=opt.align, zoom=opt.zoom)
     opt.out.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]identity[/] {len(classes)} train identities ({len(tr_items)} images) / "
                   f"{len({it.identity for it in va_items})} val identities ({len(va_items)} images) ({split_note})")
