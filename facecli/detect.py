@@ -34,8 +34,9 @@ from facecli.errors import FacecliError
 from facecli.preprocess import Box
 
 # stage thresholds of the cascade (P-Net, R-Net, O-Net), the pyramid factor and NMS overlaps
-THRESHOLDS = (0.6, 0.7, 0.8)
+THRESHOLDS = (0.7, 0.7, 0.8)
 PYRAMID_FACTOR = 0.709
+NMS_OVERLAP = (0.5, 0.4, 0.7)  # after P-Net over the whole pyramid, after R-Net, after O-Net (min)
 # O-Net's score needed to accept the framing prior as a face (the image had no proposal of its own)
 FALLBACK_THRESHOLD = 0.5
 # The face of an LFW-style frame: the median MTCNN box (x1, y1, x2, y2) and the median five landmarks
@@ -117,10 +118,14 @@ class MTCNN:
         side = min(h, w) * m
         scale = m
         found = []
+        level = rgb
         while side >= 12:
             hs, ws = int(h * scale + 1), int(w * scale + 1)
+            # each level is area-averaged from the last one rather than from the image: the same smoothing
+            # for a fraction of the cost
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            x = _normalise(cv2.resize(rgb, (ws, hs), interpolation=interp)[None])
+            level = cv2.resize(level, (ws, hs), interpolation=interp)
+            x = _normalise(level[None])
             reg, prob = self._run("pnet", x)
             ys, xs = np.nonzero(prob[0] >= THRESHOLDS[0])
             if len(ys):
@@ -135,7 +140,7 @@ class MTCNN:
         if not found:
             return np.zeros((0, 5))
         b = np.concatenate(found)
-        b = b[nms(b[:, :4], b[:, 4], 0.7)]
+        b = b[nms(b[:, :4], b[:, 4], NMS_OVERLAP[0])]
         bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
         out = np.stack([b[:, 0] + b[:, 5] * bw, b[:, 1] + b[:, 6] * bh, b[:, 2] + b[:, 7] * bw,
                         b[:, 3] + b[:, 8] * bh, b[:, 4]], axis=1)
@@ -148,7 +153,7 @@ class MTCNN:
         if len(boxes) == 0:
             return boxes
         boxes = np.concatenate([boxes[:, :4], prob[:, None]], axis=1)
-        pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
+        pick = nms(boxes[:, :4], boxes[:, 4], NMS_OVERLAP[1])
         return squarify(regress(boxes[pick], reg[pick]))
 
     def _output(self, rgb: np.ndarray, boxes: np.ndarray, threshold: float, status: str) -> list[Face]:
@@ -163,7 +168,7 @@ class MTCNN:
         lx = x1[:, None] + bw[:, None] * pts[:, :5] - 1
         ly = y1[:, None] + bh[:, None] * pts[:, 5:] - 1
         final = regress(np.concatenate([boxes, prob[:, None]], axis=1), reg)
-        pick = nms(final[:, :4], final[:, 4], 0.7, mode="min")
+        pick = nms(final[:, :4], final[:, 4], NMS_OVERLAP[2], mode="min")
         faces = []
         for i in pick:
             bx1, by1, bx2, by2, score = final[i]
@@ -300,6 +305,7 @@ def detect_faces(
     img: np.ndarray,
     *,
     max_side: int = 640,
+    min_face: int = 40,
     min_face_frac: float = 0.1,
     pad: bool = True,
     fallback: bool = True,
@@ -307,7 +313,9 @@ def detect_faces(
     """Faces in ``img`` (BGR uint8), largest first; empty when none is found.
 
     The search runs on a copy at most ``max_side`` pixels long (results are mapped back to ``img``'s
-    pixels); faces smaller than ``min_face_frac`` of the shorter side (and than 20 px) are ignored.
+    pixels); faces smaller than ``min_face`` pixels of that copy, or than ``min_face_frac`` of its shorter
+    side, are ignored (a face smaller than 40 px is too small for the models' 112 px inputs, and the
+    smallest face sets the detector's cost).
     ``pad``: when nothing is found, search again inside a canvas padded by :data:`PAD_FRACTION` on each
     side (tight face crops). ``fallback``: when still nothing is found, let O-Net judge the framing prior
     (:func:`frame_prior_box`), and place the framing's face where glare has washed the centre out
@@ -319,13 +327,13 @@ def detect_faces(
         if scale < 1 else img
     rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     net = get_detector()
-    min_face = max(20.0, min(rgb.shape[:2]) * min_face_frac)
-    faces = net.detect(rgb, min_face)
+    smallest = max(float(min_face), min(rgb.shape[:2]) * min_face_frac)
+    faces = net.detect(rgb, smallest)
     if not faces and pad:
         sh, sw = rgb.shape[:2]
         p = int(round(max(sh, sw) * PAD_FRACTION))
         padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        faces = [_shift(f, -p, -p) for f in net.detect(padded, min_face)]
+        faces = [_shift(f, -p, -p) for f in net.detect(padded, smallest)]
     if fallback and not faces:
         faces = net.check(rgb, frame_prior_box(*rgb.shape[:2]), FALLBACK_THRESHOLD)
     if fallback and centre_glare(rgb) and not any(_covers_centre(f, *rgb.shape[:2]) for f in faces):
