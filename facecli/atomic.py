@@ -51,8 +51,26 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(target: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``target`` atomically."""
-    write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Write ``obj`` as indented, strict JSON to ``target`` atomically: NaN and infinities become null."""
+    text = json.dumps(strict_json(obj), indent=2, sort_keys=False, allow_nan=False, default=_json_default)
+    write_text(target, text + "\n")
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, inf; NumPy's too) replaced by None, recursively."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict_json(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
 
 
 def write_with(target: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:

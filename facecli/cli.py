@@ -25,7 +25,7 @@ app.add_typer(gallery_app, name="gallery")
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="ONNX model from 'facecli export'. "
                                                "Default: the shipped model in models/.")]
-BatchOpt = Annotated[int, typer.Option(help="Images per inference batch.")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="Images per inference batch.")]
 DetectOpt = Annotated[str | None, typer.Option(
     help="Face detection: 'auto' (MTCNN with five landmarks; faces are aligned as the model was trained; "
          "face_status says detected, fallback or not_found) or 'none' (centred crop). "
@@ -33,7 +33,7 @@ DetectOpt = Annotated[str | None, typer.Option(
 AlignOpt = Annotated[str, typer.Option(
     help="Align faces: 'arcface' warps the five detected landmarks onto ArcFace's template (implies "
          "--detect auto; stored with the model and used by every command), or 'none' (no alignment).")]
-ZoomOpt = Annotated[float, typer.Option(help="With --align: > 1 shows more context around the face.")]
+ZoomOpt = Annotated[float, typer.Option(min=0.5, max=3.0, help="With --align: > 1 shows more context around the face.")]
 DeviceOpt = Annotated[str, typer.Option(help="Inference device: auto (CUDA when usable, else CPU), cuda or cpu.")]
 
 
@@ -69,16 +69,17 @@ def train_gender_cmd(
     pretrained: Annotated[str, typer.Option(help="'auto' (packaged ImageNet weights when the backbone has them), "
                                                  "'none', 'hub' (download; needs network) or a checkpoint path.")]
     = "auto",
-    size: Annotated[int, typer.Option(help="Square input size in pixels.")] = 112,
-    crop: Annotated[float, typer.Option(help="Centred crop, as a fraction of the shorter side.")] = 0.8,
+    size: Annotated[int, typer.Option(min=16, max=1024, help="Square input size in pixels.")] = 112,
+    crop: Annotated[float, typer.Option(min=0.1, max=1.0, help="Centred crop, as a fraction of the shorter side.")] = 0.8,
     detect: Annotated[str, typer.Option(help="Face detection in preprocessing: none or auto.")] = "none",
     align: AlignOpt = "none",
     zoom: ZoomOpt = 1.0,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 24,
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine schedule with warm restarts).")] = 1e-3,
-    patience: Annotated[int, typer.Option(help="Early stopping: epochs without gain before stopping.")] = 8,
-    val_fraction: Annotated[float, typer.Option(help="Held-out fraction when DATA has no val/ folder "
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = 24,
+    batch_size: Annotated[int, typer.Option(min=2, help="Training batch size.")] = 32,
+    lr: Annotated[float, typer.Option(min=1e-8, max=10.0, help="AdamW learning rate (cosine schedule with warm "
+                                                               "restarts).")] = 1e-3,
+    patience: Annotated[int, typer.Option(min=0, help="Early stopping: epochs without gain before stopping.")] = 8,
+    val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9, help="Held-out fraction when DATA has no val/ folder "
                                                       "(stratified, seeded).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Random seed (split, initialisation, augmentation).")] = 0,
     balance: Annotated[str, typer.Option(help="Class imbalance: loss (pos_weight), sampler (weighted sampling), "
@@ -86,9 +87,9 @@ def train_gender_cmd(
     loss: Annotated[str, typer.Option(help="bce or focal.")] = "bce",
     select: Annotated[str, typer.Option(help="Best-epoch and threshold criterion: f1 (female) or "
                                              "balanced_accuracy.")] = "f1",
-    workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(min=0, max=64, help="Data-loading worker processes.")] = 2,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    limit: Annotated[int, typer.Option(help="Use at most this many training images (0 = all).")] = 0,
+    limit: Annotated[int, typer.Option(min=0, help="Use at most this many training images (0 = all).")] = 0,
 ) -> None:
     """Train a gender classifier (label 0 = male, 1 = female; female is the positive class)."""
     from training.train_gender import GenderTrainOptions, train_gender
@@ -106,6 +107,14 @@ def train_gender_cmd(
     cfg = train_gender(opt, _console())
     _print_gender_summary(cfg["metrics"], f"best epoch {cfg['best_epoch']} on {cfg['metrics']['protocol']}")
     _console().print(f"run folder: {out}")
+
+
+def _check_out_file(out: Path) -> None:
+    """Refuse an --out that cannot be written as a file before any work starts."""
+    if out.is_dir():
+        raise FacecliError(f"--out {out} is a folder; give a file name (e.g. {out / 'results.csv'})")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise FacecliError(f"--out {out}: {out.parent} is not a folder")
 
 
 def _check_align(align: str, detect: str, zoom: float) -> None:
@@ -174,7 +183,7 @@ def classify_cmd(
     out: Annotated[Path, typer.Option(help="CSV file to write: path, face, label, p_female, face_status, box, "
                                            "landmarks, error.")] = Path("results.csv"),
     model: ModelOpt = None,
-    threshold: Annotated[float | None, typer.Option(help="P(female) threshold. Default: the model's "
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="P(female) threshold. Default: the model's "
                                                          "validation-tuned one.")] = None,
     detect: DetectOpt = None,
     batch_size: BatchOpt = 64,
@@ -187,6 +196,7 @@ def classify_cmd(
     from facecli.scan import require_dir, scan_images
 
     _check_detect(detect)
+    _check_out_file(out)
     root = require_dir(folder)
     paths = scan_images(root)
     m = load_model(model, "gender", device)
@@ -229,7 +239,7 @@ def evaluate_gender_cmd(
     out: Annotated[Path, typer.Option(help="Report folder: predictions.csv, metrics.json, PNG plots.")]
     = Path("eval-gender"),
     model: ModelOpt = None,
-    threshold: Annotated[float | None, typer.Option(help="Default: the model's stored threshold.")] = None,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Default: the model's stored threshold.")] = None,
     detect: DetectOpt = None,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = "auto",
@@ -269,27 +279,32 @@ def train_identity_cmd(
     backbone: Annotated[str, typer.Option(help="Any timm model name.")] = "tf_efficientnet_lite0",
     pretrained: Annotated[str, typer.Option(help="'auto', 'none', 'hub' or a checkpoint path (as for gender).")]
     = "auto",
-    size: Annotated[int, typer.Option(help="Square input size in pixels.")] = 112,
-    crop: Annotated[float, typer.Option(help="Centred crop, as a fraction of the shorter side (0.8 keeps the "
-                                             "face and hair of a 250x250 LFW-style photo).")] = 0.8,
+    size: Annotated[int, typer.Option(min=16, max=1024, help="Square input size in pixels.")] = 112,
+    crop: Annotated[float, typer.Option(min=0.1, max=1.0, help="Centred crop, as a fraction of the shorter side "
+                                                               "(0.8 keeps the face and hair of a 250x250 "
+                                                               "LFW-style photo).")] = 0.8,
     detect: Annotated[str, typer.Option(help="Face detection in preprocessing: none or auto.")] = "none",
     align: AlignOpt = "none",
     zoom: ZoomOpt = 1.0,
-    embedding_dim: Annotated[int, typer.Option(help="Embedding size.")] = 512,
+    embedding_dim: Annotated[int, typer.Option(min=2, max=4096, help="Embedding size.")] = 512,
     loss: Annotated[str, typer.Option(help="arcface (additive angular margin) or triplet (batch-hard, "
                                            "identities x images batches).")] = "arcface",
-    margin: Annotated[float, typer.Option(help="ArcFace angular margin (radians) or triplet margin.")] = 0.3,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 20,
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 128,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine schedule with warm restarts).")] = 1e-3,
-    patience: Annotated[int, typer.Option(help="Early stopping patience in epochs.")] = 6,
-    val_fraction: Annotated[float, typer.Option(help="Held-out identity fraction when DATA has no val/.")] = 0.2,
+    margin: Annotated[float, typer.Option(min=0.0, max=3.0, help="ArcFace angular margin (radians) or triplet "
+                                                                 "margin.")] = 0.3,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(min=2, help="Training batch size.")] = 128,
+    lr: Annotated[float, typer.Option(min=1e-8, max=10.0, help="AdamW learning rate (cosine schedule with warm "
+                                                               "restarts).")] = 1e-3,
+    patience: Annotated[int, typer.Option(min=0, help="Early stopping patience in epochs.")] = 6,
+    val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9, help="Held-out identity fraction when DATA "
+                                                                        "has no val/.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    degrade_p: Annotated[float, typer.Option(help="Probability of an extra synthetic degradation per image.")]
+    degrade_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Probability of an extra synthetic "
+                                                                    "degradation per image.")]
     = 0.5,
-    workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(min=0, max=64, help="Data-loading worker processes.")] = 2,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    limit: Annotated[int, typer.Option(help="Use at most this many training identities (0 = all).")] = 0,
+    limit: Annotated[int, typer.Option(min=0, help="Use at most this many training identities (0 = all).")] = 0,
     init: Annotated[Path | None, typer.Option(help="Fine-tune from a previous identity run folder: its whole "
                                                    "embedder is loaded and the ArcFace class centres start at "
                                                    "the class means of its embeddings.")] = None,
@@ -393,8 +408,12 @@ def gallery_add_cmd(
         rows, vecs, counts, rep = embed_identities(m, root, include_distorted=include_distorted,
                                                    per_image=bool(g.meta.get("per_image")), batch_size=batch_size,
                                                    detect=detect, on_total=total, on_progress=advance)
-    added, replaced = g.upsert(rows, vecs, counts)
-    g.save(gallery)
+    def add(current):
+        current.check_model(m.sha256, m.path)
+        return current.upsert(rows, vecs, counts)
+
+    # re-read and change under the gallery's lock: runs adding at the same time all land
+    g, (added, replaced) = Gallery.update(gallery, add)
     _console().print(f"added {added} and replaced {replaced} identities")
     _report_gallery_build(rep, gallery, g)
 
@@ -430,8 +449,8 @@ def match_cmd(
     probes_dir: Annotated[Path, typer.Argument(metavar="PROBES", help="Identity-layout folder or any folder of "
                                                                       "images.")],
     gallery: GalleryOpt = Path("gallery"),
-    threshold: Annotated[float | None, typer.Option(help="Accept when cosine similarity >= T. Default: the "
-                                                         "gallery's (calibrated, else the model's).")] = None,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Accept when cosine similarity >= T. "
+                                                    "Default: the gallery's (calibrated, else the model's).")] = None,
     out: Annotated[Path, typer.Option(help="CSV of matches.")] = Path("matches.csv"),
     report: Annotated[Path | None, typer.Option(help="Report folder (metrics JSON, per-distortion CSV) when "
                                                      "ground truth is known. Default: next to --out.")] = None,
@@ -439,7 +458,7 @@ def match_cmd(
                                              "(about 2 s more).")] = False,
     probes: ProbesOpt = "distorted",
     layout: LayoutOpt = "auto",
-    top_k: Annotated[int, typer.Option(help="Nearest identities listed per probe.")] = 5,
+    top_k: Annotated[int, typer.Option(min=1, max=1000, help="Nearest identities listed per probe.")] = 5,
     model: ModelOpt = None,
     detect: DetectOpt = None,
     batch_size: BatchOpt = 64,
@@ -454,6 +473,7 @@ def match_cmd(
     _check_choice("probes", probes, ("distorted", "clean", "all"))
     _check_choice("layout", layout, ("auto", "identity", "plain"))
     _check_detect(detect)
+    _check_out_file(out)
     g = Gallery.load(gallery)
     m = _load(model, "identity", device)
     bar, total, advance = _gallery_progress("match")
@@ -498,7 +518,7 @@ def calibrate_cmd(
     gallery: GalleryOpt = Path("gallery"),
     objective: Annotated[str, typer.Option(help="f1 (maximum verification F1) or far (target false accept "
                                                 "rate).")] = "f1",
-    far: Annotated[float, typer.Option(help="Target false accept rate for --objective far.")] = 1e-3,
+    far: Annotated[float, typer.Option(min=0.0, max=1.0, help="Target false accept rate for --objective far.")] = 1e-3,
     probes: ProbesOpt = "distorted",
     model: ModelOpt = None,
     detect: DetectOpt = None,
@@ -516,7 +536,8 @@ def calibrate_cmd(
     with bar:
         res = calibrate_gallery(m, g, data, objective=objective, far=far, which=probes, batch_size=batch_size,
                                 detect=detect, on_total=total, on_progress=advance)
-    g.save(gallery)
+    Gallery.update(gallery, lambda current: current.meta.update(threshold=g.meta["threshold"],
+                                                                threshold_source=g.meta["threshold_source"]))
     _console().print(f"threshold {res['threshold']:.4f} ({res['source']}); at it: FAR {res['far']:.2e}, "
                      f"TAR {res['tar']:.4f}, verification F1 {res['f1']:.4f} "
                      f"({res['genuine']} genuine, {res['impostor']} impostor pairs); stored in {gallery}")
@@ -527,7 +548,7 @@ def evaluate_identity_cmd(
     data: Annotated[Path, typer.Argument(help="Task B-layout folder (ROOT/<identity>/ with distortion/), or a "
                                               "Task B folder whose val/ is used.")],
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("eval-identity"),
-    threshold: Annotated[float | None, typer.Option(help="Default: the model's.")] = None,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Default: the model's.")] = None,
     model: ModelOpt = None,
     detect: DetectOpt = None,
     batch_size: BatchOpt = 64,
@@ -551,16 +572,42 @@ def evaluate_identity_cmd(
     c.print(f"wrote report to {out}")
 
 
+def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(usage errors, aborts) of the click that Typer runs on (its own copy in recent releases)."""
+    usage: list[type] = []
+    aborts: list[type] = [typer.Abort]
+    for mod in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            m = __import__(mod, fromlist=["UsageError"])
+        except ImportError:
+            continue
+        usage += [m.UsageError] if hasattr(m, "UsageError") else []
+        aborts += [m.Abort] if hasattr(m, "Abort") else []
+    return tuple(usage), tuple(aborts)
+
+
 def main() -> None:
-    """Console-script entry point: FacecliError becomes a one-line message and exit status 2."""
+    """Console-script entry point.
+
+    Bad input (a FacecliError, or an option value outside its range, a missing argument, an unknown option)
+    becomes one line on stderr, ``error: ...``, and exit status 2, never a traceback.
+    """
+    usage_errors, aborts = _click_errors()
     try:
-        app()
+        rv = app(standalone_mode=False)
     except FacecliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except usage_errors as exc:
+        msg = exc.format_message()
+        if not msg:  # no arguments: the help was shown
+            sys.exit(2)
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)
+    except (KeyboardInterrupt, *aborts):
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

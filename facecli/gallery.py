@@ -1,18 +1,23 @@
 """Galleries: identity templates in a FAISS inner-product index plus JSON metadata.
 
 A gallery is a folder holding ``index.faiss`` (what is searched), ``templates.npy`` (the same vectors,
-so identities can be added or replaced without re-embedding the rest) and ``gallery.json``. It is
-written into a temporary folder and swapped into place, so an interrupted write never leaves a broken one.
+so identities can be added or replaced without re-embedding the rest) and ``gallery.json``.
+
+Concurrency: the folder holds a lock file (``.lock``). Readers (:meth:`Gallery.load`) hold it shared while
+they read; writers hold it exclusively and replace each file atomically (temporary file, then rename), so
+a reader never sees a half-written gallery and the folder never disappears. Changes to an existing gallery
+go through :meth:`Gallery.update`, which re-reads the gallery, applies the change and saves it under one
+exclusive lock: two ``gallery add`` runs at once both land, whichever finishes first (the slow embedding
+happens outside the lock). Locks are POSIX ``flock`` locks, released by the kernel if a process dies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from facecli.errors import FacecliError
 
 GALLERY_FORMAT = 1
 INDEX_FILE, TEMPLATES_FILE, META_FILE = "index.faiss", "templates.npy", "gallery.json"
+LOCK_FILE = ".lock"
 APPROX_ABOVE = 200_000  # rows beyond which an approximate (HNSW) index is used; exact search is fast below
 DEFAULT_THRESHOLD = 0.5
 
@@ -150,39 +156,57 @@ class Gallery:
 
     # ---- persistence
     def save(self, folder: str | os.PathLike[str]) -> None:
-        """Write the gallery folder atomically (temp folder, then swap)."""
+        """Write the gallery into ``folder`` (created with the usual permissions), under the exclusive lock.
+
+        Each file is replaced atomically; readers wait for the whole set. To change a gallery that others
+        may be changing too, use :meth:`update` instead (it re-reads under the same lock).
+        """
+        folder = Path(folder)
+        _make_dir(folder)
+        with gallery_lock(folder, exclusive=True):
+            self._write(folder)
+
+    def _write(self, folder: Path) -> None:
         import faiss
 
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            faiss.write_index(self.index(), str(tmp / INDEX_FILE))
-            np.save(tmp / TEMPLATES_FILE, self.vectors)
-            meta = {**self.meta, "rows": self.rows, "identities": len(self.identities), "dim": self.dim,
-                    "index": "hnsw" if len(self.rows) > APPROX_ABOVE else "flat_inner_product"}
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-            old = None
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old")
-                if old.exists():
-                    shutil.rmtree(old)
-                os.replace(folder, old)
-            os.replace(tmp, folder)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        from facecli.atomic import write_text, write_with
+
+        meta = {**self.meta, "rows": self.rows, "identities": len(self.identities), "dim": self.dim,
+                "index": "hnsw" if len(self.rows) > APPROX_ABOVE else "flat_inner_product"}
+        # metadata last: a reader that checks row counts against it never pairs new metadata with old vectors
+        write_with(folder / INDEX_FILE, lambda tmp: faiss.write_index(self.index(), str(tmp)))
+        write_with(folder / TEMPLATES_FILE, lambda tmp: _save_npy(tmp, self.vectors))
+        write_text(folder / META_FILE, json.dumps(meta, indent=1))
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> Gallery:
-        """Read a gallery folder; FacecliError when it is missing or corrupt."""
-        import faiss
-
+        """Read a gallery folder (under the shared lock); FacecliError when it is missing or corrupt."""
         folder = Path(folder)
         if not folder.is_dir():
             raise FacecliError(f"gallery not found: {folder} (build one with 'facecli gallery build')")
+        with gallery_lock(folder, exclusive=False):
+            return cls._read(folder)
+
+    @classmethod
+    def update(cls, folder: str | os.PathLike[str], change: Callable[[Gallery], Any]) -> tuple[Gallery, Any]:
+        """Re-read the gallery, apply ``change(gallery)`` and save it, all under the exclusive lock.
+
+        Returns (the saved gallery, what ``change`` returned). Concurrent updates are serialised, so
+        none is lost.
+        """
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FacecliError(f"gallery not found: {folder} (build one with 'facecli gallery build')")
+        with gallery_lock(folder, exclusive=True):
+            g = cls._read(folder)
+            result = change(g)
+            g._write(folder)
+        return g, result
+
+    @classmethod
+    def _read(cls, folder: Path) -> Gallery:
+        import faiss
+
         try:
             meta = json.loads((folder / META_FILE).read_text())
             vectors = np.load(folder / TEMPLATES_FILE, allow_pickle=False)
@@ -204,6 +228,45 @@ class Gallery:
                 f"gallery was built with another model ({self.meta.get('model', {}).get('path')}, "
                 f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...); rebuild the gallery"
             )
+
+
+@contextlib.contextmanager
+def gallery_lock(folder: Path, exclusive: bool) -> Iterator[None]:
+    """Hold the gallery's lock file: shared for readers, exclusive for writers.
+
+    Where the lock file cannot be created (a read-only gallery) or flock is unavailable, reading goes
+    ahead unlocked: nobody can be writing there.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = folder / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        if exclusive:
+            raise FacecliError(f"cannot lock gallery {folder} for writing (is it read-only?)") from None
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would add ".npy" to a path
+        np.save(fh, arr, allow_pickle=False)
+
+
+def _make_dir(folder: Path) -> None:
+    """Create ``folder`` (and parents) with the usual permissions (0777 less the umask)."""
+    if folder.exists() and not folder.is_dir():
+        raise FacecliError(f"gallery path {folder} exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _make_index(vectors: np.ndarray):

@@ -59,12 +59,11 @@ def crops_from_array(img: np.ndarray, index: int, spec: Preprocessing, all_faces
     """The crops of an already-decoded BGR image (see :func:`prepare_image`)."""
     if spec.detect == "none":
         return [Crop(index, 0, None, FACE_OFF, crop_face(img, spec))]
-    faces = detect_faces(img)
+    faces = detect_faces(img, largest_only=not all_faces)
     if not faces:
         return [Crop(index, 0, None, FACE_NOT_FOUND, crop_face(img, spec))]
-    chosen = faces if all_faces else faces[:1]
     return [Crop(index, i, f.box, f.status, crop_face(img, spec, f.box, f.landmarks), landmarks=f.landmarks)
-            for i, f in enumerate(chosen)]
+            for i, f in enumerate(faces)]
 
 
 @dataclass

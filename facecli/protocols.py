@@ -6,6 +6,7 @@ during training, so every figure is computed one way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +65,10 @@ def match_embeddings(
         "similarity": best.astype(float),
         "accepted": accepted,
         "nearest": pred,
-        "top_k": ["|".join(n) for n in names],
-        "top_k_similarity": ["|".join(f"{v:.4f}" for v in row[: len(n)]) for row, n in zip(sims, names, strict=True)],
+        # JSON lists, so that any identity name (with "|", commas or quotes) round-trips
+        "top_k": [json.dumps(list(n), ensure_ascii=False) for n in names],
+        "top_k_similarity": [json.dumps([round(float(v), 4) for v in row[: len(n)]])
+                             for row, n in zip(sims, names, strict=True)],
     })
     if true_ids is None:
         return MatchResult(table)
