@@ -9,6 +9,7 @@ the 250x250 Task_A photos are used for classify and Task_B identity folders for 
     python scripts/benchmark.py --data ../shared/data/FACECOM --images 1500
     python scripts/benchmark.py --gender-model other.onnx --identity-model other_embedder.onnx
     python scripts/benchmark.py --data ../shared/data/FACECOM --detect both   # with and without detection
+    python scripts/benchmark.py --huge     # peak memory of classify on normal photos mixed with huge JPEGs
 
 Generated images hold no face, so with detection they take the detector's slowest path (a padded
 second search and the fallback check); real photos (``--data``) give the figures to quote.
@@ -67,6 +68,20 @@ def make_identity_folder(root: Path, n_probes: int, data: Path | None, rng) -> i
             noisy = np.clip(img.astype(np.int16) + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
             cv2.imwrite(str(d / "distortion" / f"id_{i:05d}_0001_{k}.jpg"), noisy)
     return n_ids * len(KINDS)
+
+
+def make_huge_folder(root: Path, n: int, rng) -> list[str]:
+    """``n`` generated 250x250 photos plus two huge JPEGs (20000x20000 and 32000x32000, greyscale so that
+    making them here stays cheap; facecli decodes them as colour)."""
+    make_classify_folder(root, n, None, rng)
+    sizes = []
+    for side in (20000, 32000):
+        img = np.zeros((side, side), np.uint8)
+        img[:, : side // 2] = 200
+        cv2.imwrite(str(root / f"huge_{side}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 30])
+        del img
+        sizes.append(f"{side}x{side} ({(root / f'huge_{side}.jpg').stat().st_size / 2**20:.0f} MB)")
+    return sizes
 
 
 def timed(cmd: list[str], repeat: int = 1) -> tuple[float, float]:
@@ -128,6 +143,8 @@ def main() -> None:
                     help="override the models' detection setting; 'both' times every command with none and auto")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per command; the median time is reported (default 3: shared machines are noisy)")
+    ap.add_argument("--huge", action="store_true",
+                    help="instead: peak memory of classify on --images generated photos plus two huge JPEGs")
     ap.add_argument("--gallery-scale", type=int, metavar="N",
                     help="instead: time a gallery of N random identities (index build, save, load, search)")
     args = ap.parse_args()
@@ -136,6 +153,22 @@ def main() -> None:
         return
     facecli = [sys.executable, "-m", "facecli.cli"]
     rng = np.random.default_rng(0)
+    if args.huge:
+        with tempfile.TemporaryDirectory() as tmp:
+            n = min(args.images, 500)
+            # made in a separate process: a child inherits its parent's peak RSS, which would hide the figure
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(1) as pool:
+                sizes = pool.apply(make_huge_folder, (Path(tmp) / "mixed", n, np.random.default_rng(0)))
+            base = [*facecli, "classify", str(Path(tmp) / "mixed"), "--out", str(Path(tmp) / "r.csv")]
+            wall_n, rss_n = timed([*base, "--detect", "none"], args.repeat)
+            wall_a, rss_a = timed([*base, "--detect", "auto"], args.repeat)
+        print(f"# classify on {n} generated 250x250 JPEGs plus huge JPEGs {', '.join(sizes)}; "
+              f"{os.cpu_count()} CPU cores, median of {args.repeat} runs")
+        print(f"--detect none: {wall_n:.1f} s, peak RSS {rss_n:.0f} MiB")
+        print(f"--detect auto: {wall_a:.1f} s, peak RSS {rss_a:.0f} MiB")
+        return
     modes = ["none", "auto"] if args.detect == "both" else [args.detect]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
