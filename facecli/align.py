@@ -3,7 +3,7 @@
 The five points are, in image order: left eye, right eye, nose tip, left mouth corner, right mouth corner
 (left = smaller x in the image). A template gives where those points sit in the model's square input,
 in units of the input side, so one template serves every input size. A model's template is named in its
-:class:`facecli.preprocessing.Preprocessing` record and used identically by training, export checks,
+:class:`facecli.preprocess.Preprocessing` record and used identically by training, export checks,
 gallery building, matching and classification.
 """
 

@@ -102,7 +102,6 @@ class MTCNN:
 
     def detect(self, rgb: np.ndarray, min_face: float) -> list[Face]:
         """Faces in an RGB uint8 image, no smaller than ``min_face`` pixels; unsorted."""
-        h, w = rgb.shape[:2]
         boxes = self._propose(rgb, min_face)
         if len(boxes) == 0:
             return []
