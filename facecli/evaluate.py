@@ -79,7 +79,7 @@ def evaluate_identity(
     on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """FACECOM and cross-photo protocols on a Task B-layout folder; every image is embedded once.
+    """FACECOM, cross-photo and clean cross-photo protocols on a Task B-layout folder; one embedding per image.
 
     Writes, per protocol, ``<protocol>_metrics.json``, ``<protocol>_per_distortion.csv``,
     ``<protocol>_matches.csv`` and the similarity histogram and ROC PNGs to ``out_dir``.
@@ -98,7 +98,7 @@ def evaluate_identity(
                        on_progress=on_progress)
     thr = float(model.meta.get("threshold") or 0.5) if threshold is None else threshold
     results = {}
-    for name in ("facecom", "cross_photo"):
+    for name in ("facecom", "cross_photo", "clean_cross_photo"):
         got = run_protocol(items, emb.vectors, emb.ok, name, thr)
         if got is None:
             continue

@@ -137,42 +137,46 @@ def facecom_split(items: Sequence[IdentityImage]) -> tuple[list[int], list[int]]
     return gallery, probes
 
 
-def cross_photo_split(items: Sequence[IdentityImage]) -> tuple[list[int], list[int]]:
-    """Cross-photo protocol: probes never share a photo with the gallery.
+def cross_photo_split(items: Sequence[IdentityImage], clean_probes: bool = False) -> tuple[list[int], list[int]]:
+    """Cross-photo protocol: a probe's own photo is never in the gallery.
 
-    For identities with two or more clean photos, the first half of their photos (sorted by name, at least
-    one) go to the gallery and the probes are the distorted copies of the other half; identities with a
-    single photo stay in the gallery as distractors. A model that matches backgrounds fails this test.
+    For every identity, its clean photos sorted by file name alternate: clean[0::2] go to the gallery (an
+    identity with one photo stays in as a distractor) and the probes are the distorted copies of clean[1::2]
+    (``clean_probes``: the clean[1::2] photos themselves, the "clean cross-photo" protocol). A model that
+    matches backgrounds or photos rather than faces fails this test.
     """
     photos: dict[str, list[str]] = {}
     for it in items:
         if not it.distortion:
             photos.setdefault(it.identity, []).append(it.source_stem)
-    held: dict[str, set[str]] = {}
-    for ident, stems in photos.items():
-        stems = sorted(set(stems))
-        n_gal = max(1, len(stems) // 2) if len(stems) >= 2 else len(stems)
-        held[ident] = set(stems[n_gal:])
+    held = {ident: set(sorted(set(stems))[1::2]) for ident, stems in photos.items()}
     gallery, probes = [], []
     for i, it in enumerate(items):
-        if not it.distortion and it.source_stem not in held.get(it.identity, set()):
+        probe_photo = it.source_stem in held.get(it.identity, set())
+        if not it.distortion and not probe_photo:
             gallery.append(i)
-        elif it.distortion and it.source_stem in held.get(it.identity, set()):
+        elif probe_photo and bool(it.distortion) != clean_probes:
             probes.append(i)
     return gallery, probes
+
+
+SPLITS = {
+    "facecom": facecom_split,
+    "cross_photo": cross_photo_split,
+    "clean_cross_photo": lambda items: cross_photo_split(items, clean_probes=True),
+}
 
 
 def run_protocol(
     items: Sequence[IdentityImage], embeddings: np.ndarray, ok: np.ndarray, protocol: str, threshold: float,
     top_k: int = 5,
 ) -> tuple[MatchResult, list[int]] | None:
-    """Evaluate ``protocol`` ("facecom" or "cross_photo") on embedded ``items``.
+    """Evaluate ``protocol`` ("facecom", "cross_photo" or "clean_cross_photo") on embedded ``items``.
 
     ``ok`` marks the items whose embedding exists (readable files). Returns the match result and the item
     indices of its probes, or None when the protocol has no gallery or no probe in this data.
     """
-    split = facecom_split if protocol == "facecom" else cross_photo_split
-    gal, probes = split(items)
+    gal, probes = SPLITS[protocol](items)
     gal = [i for i in gal if ok[i]]
     probes = [i for i in probes if ok[i]]
     if not gal or not probes:

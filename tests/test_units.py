@@ -310,3 +310,23 @@ def test_augmentation_repeats_with_the_same_seed_in_the_loader():
         a, b = batches(0, workers), batches(0, workers)
         assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True)), workers
         assert not all(torch.equal(x, y) for x, y in zip(a, batches(1, workers), strict=True))
+
+
+def test_cross_photo_split_alternates_photos_by_name():
+    from pathlib import Path
+
+    from facecli.protocols import cross_photo_split
+    from facecli.scan import IdentityImage
+
+    def img(ident, stem, kind=""):
+        name = f"{stem}_{kind}" if kind else stem
+        return IdentityImage(Path(f"{ident}/{name}.jpg"), ident, kind, stem)
+
+    items = [img("a", "a_3"), img("a", "a_1"), img("a", "a_2"), img("a", "a_4"), img("b", "b_1"),
+             img("a", "a_2", "foggy"), img("a", "a_1", "foggy"), img("a", "a_4", "noisy"), img("b", "b_1", "rainy")]
+    gal, probes = cross_photo_split(items)
+    # a: sorted a_1 a_2 a_3 a_4 -> gallery a_1, a_3; probes = distorted copies of a_2, a_4; b (one photo) stays a distractor
+    assert sorted(items[i].path.name for i in gal) == ["a_1.jpg", "a_3.jpg", "b_1.jpg"]
+    assert sorted(items[i].path.name for i in probes) == ["a_2_foggy.jpg", "a_4_noisy.jpg"]
+    gal2, clean = cross_photo_split(items, clean_probes=True)
+    assert gal2 == gal and sorted(items[i].path.name for i in clean) == ["a_2.jpg", "a_4.jpg"]

@@ -54,7 +54,35 @@ def create_model(task: str, backbone: str = DEFAULT_BACKBONE, pretrained: str = 
     """
     if task not in _REGISTRY:
         raise FacecliError(f"unknown task {task!r}; known: {', '.join(sorted(_REGISTRY))}")
+    if backbone in FACE_BACKBONES:
+        return FACE_BACKBONES[backbone](task, pretrained, **kwargs)
     return _REGISTRY[task](create_backbone(backbone, pretrained), **kwargs)
+
+
+def _dlib_resnet(task: str, pretrained: str = "auto", embedding_dim: int = 128, **_: object) -> nn.Module:
+    """dlib's face-recognition ResNet (training/dlib_resnet.py) as a whole 128-d embedder.
+
+    ``pretrained`` "auto" loads dlib's released weights (CC0) from the ``face-recognition-models`` package,
+    a path loads a facecli checkpoint, "none" starts from random weights.
+    """
+    from training.dlib_resnet import DlibResNet, find_weights, load_dlib_weights
+
+    if task != "identity" or embedding_dim != 128:
+        raise FacecliError("dlib_resnet is a 128-d identity embedder")
+    model = DlibResNet()
+    if pretrained == "auto":
+        try:
+            load_dlib_weights(model, find_weights())
+        except FileNotFoundError as exc:
+            raise FacecliError(str(exc)) from None
+    elif pretrained not in ("none", ""):
+        model.load_state_dict(read_state_dict(pretrained))
+    model.embedding_dim = 128
+    return model
+
+
+# face-pretrained networks that are whole embedders rather than timm backbones under a facecli head
+FACE_BACKBONES: dict[str, Callable[..., nn.Module]] = {"dlib_resnet": _dlib_resnet}
 
 
 def create_backbone(name: str, pretrained: str = "auto") -> nn.Module:
