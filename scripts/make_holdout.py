@@ -1,7 +1,7 @@
 """Recreate the held-out validation split used in training as a folder of symbolic links.
 
-The shipped models were selected on a held-out part of FACECOM's train split (stratified for gender, by
-identity for recognition). This script rebuilds exactly that part with the same split functions and
+The shipped models were selected on a held-out part of FACECOM's train split (grouped by person for both
+tasks; stratified by label within that for gender). This script rebuilds exactly that part with the same split functions and
 seed, so the exported ONNX models can be evaluated on it through the CLI:
 
     python scripts/make_holdout.py ../shared/data/FACECOM /tmp/holdout --seed 0
@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from facecli.scan import GENDER_LABELS, resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
-from training.train_gender import split_stratified
+from training.train_gender import split_by_person
 from training.train_identity import split_by_identity
 
 
@@ -40,7 +40,7 @@ def main() -> None:
 
     train_dir = resolve_gender_split(args.data / "Task_A", "train")
     paths, labels = scan_gender_folder(train_dir)
-    _, val_paths, _, val_labels = split_stratified(paths, labels, args.fraction, args.seed)
+    _, val_paths, _, val_labels = split_by_person(paths, labels, args.fraction, args.seed)
     for p, y in zip(val_paths, val_labels, strict=True):
         link(p, args.out / "gender" / GENDER_LABELS[y] / p.name)
     print(f"gender: {len(val_paths)} images ({sum(val_labels)} female) -> {args.out / 'gender'}")

@@ -71,8 +71,11 @@ def test_registry_entry_is_a_128d_embedder():
     emb = InferenceWrapper(model, "identity")(x)
     assert torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
     assert sum(p.numel() for p in model.parameters()) == 5_614_592  # every float in dlib's 22.5 MB file
+    gender = create_model("gender", "dlib_resnet", "none")
+    p = InferenceWrapper(gender, "gender")(x)
+    assert p.shape == (2,) and bool(((p > 0) & (p < 1)).all())
     with pytest.raises(FacecliError):
-        create_model("gender", "dlib_resnet", "none")
+        create_model("identity", "dlib_resnet", "none", embedding_dim=512)
 
 
 def test_dlib_preprocessing_reproduces_dlibs_input_layer():

@@ -330,3 +330,25 @@ def test_cross_photo_split_alternates_photos_by_name():
     assert sorted(items[i].path.name for i in probes) == ["a_2_foggy.jpg", "a_4_noisy.jpg"]
     gal2, clean = cross_photo_split(items, clean_probes=True)
     assert gal2 == gal and sorted(items[i].path.name for i in clean) == ["a_2.jpg", "a_4.jpg"]
+
+
+def test_gender_split_never_puts_one_person_on_both_sides():
+    from pathlib import Path
+
+    from training.train_gender import person_of, split_by_person
+
+    rng = np.random.default_rng(0)
+    paths, labels = [], []
+    for k in range(40):
+        label = int(k % 4 == 0)
+        for n in range(1, int(rng.integers(1, 7)) + 1):  # 1 to 6 photos each, like Cameron_Diaz_0001.._0006
+            paths.append(Path(f"{'female' if label else 'male'}/Person_{k}_{n:04d}.jpg"))
+            labels.append(label)
+    paths.append(Path("male/012_frontal.jpg"))
+    labels.append(0)
+    assert person_of(Path("Cameron_Diaz_0003.jpg")) == "Cameron_Diaz" and person_of(paths[-1]) == "012_frontal"
+    tr, va, ytr, yva = split_by_person(paths, labels, 0.25, seed=3)
+    assert not {person_of(p) for p in tr} & {person_of(p) for p in va}
+    assert len(tr) + len(va) == len(paths) and 1 in yva and 0 in yva and 1 in ytr
+    assert 0.1 < len(va) / len(paths) < 0.45
+    assert split_by_person(paths, labels, 0.25, seed=3)[1] == va  # seeded

@@ -59,16 +59,31 @@ def create_model(task: str, backbone: str = DEFAULT_BACKBONE, pretrained: str = 
     return _REGISTRY[task](create_backbone(backbone, pretrained), **kwargs)
 
 
+class DlibGender(nn.Module):
+    """A gender head on dlib's face embedder: logit = w . normalise(embedding) + b (positive = female)."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(128, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.normalize(self.backbone(x), dim=1)).squeeze(1)
+
+
 def _dlib_resnet(task: str, pretrained: str = "auto", embedding_dim: int = 128, **_: object) -> nn.Module:
-    """dlib's face-recognition ResNet (training/dlib_resnet.py) as a whole 128-d embedder.
+    """dlib's face-recognition ResNet (training/dlib_resnet.py): a whole 128-d embedder, or for gender the
+    same network under a linear head (:class:`DlibGender`).
 
     ``pretrained`` "auto" loads dlib's released weights (CC0) from the ``face-recognition-models`` package,
-    a path loads a facecli checkpoint, "none" starts from random weights.
+    a path loads a facecli checkpoint of the embedder, "none" starts from random weights.
     """
     from training.dlib_resnet import DlibResNet, find_weights, load_dlib_weights
 
+    if task == "gender":
+        return DlibGender(_dlib_resnet("identity", pretrained))
     if task != "identity" or embedding_dim != 128:
-        raise FacecliError("dlib_resnet is a 128-d identity embedder")
+        raise FacecliError("dlib_resnet is a 128-d identity embedder (or a gender head on one)")
     model = DlibResNet()
     if pretrained == "auto":
         try:

@@ -26,9 +26,42 @@ from training.models import DEFAULT_BACKBONE, backbone_norm, create_model
 from training.run_dir import WEIGHTS, write_config, write_history
 
 
-def split_stratified(paths: list[Path], labels: list[int], fraction: float, seed: int):
-    """Seeded stratified hold-out: (train paths, val paths, train labels, val labels)."""
-    return train_test_split(paths, labels, test_size=fraction, stratify=labels, random_state=seed)
+def person_of(path: Path) -> str:
+    """The person a gender image shows: its name without the ``_NNNN`` suffix (``Cameron_Diaz_0003`` ->
+    ``Cameron_Diaz``); a name without such a suffix (``012_frontal``) is its own person."""
+    stem = path.stem
+    base, _, num = stem.rpartition("_")
+    return base if base and num.isdigit() and len(num) == 4 else stem
+
+
+def split_by_person(paths: list[Path], labels: list[int], fraction: float, seed: int):
+    """Seeded hold-out grouped by person and stratified by label within that: no person is on both sides.
+
+    Returns (train paths, val paths, train labels, val labels). People are shuffled (seeded) within each
+    label and the first ones are held out until ``fraction`` of that label's images is reached.
+    """
+    rng = np.random.default_rng(seed)
+    person_label: dict[str, int] = {}
+    count: dict[str, int] = {}
+    for p, y in zip(paths, labels, strict=True):
+        person = person_of(p)
+        person_label.setdefault(person, y)  # a person filed under both labels follows their first image
+        count[person] = count.get(person, 0) + 1
+    val_people: set[str] = set()
+    for y in (0, 1):
+        people = sorted(p for p, lab in person_label.items() if lab == y)
+        want = fraction * sum(count[p] for p in people)
+        got = 0
+        for i in rng.permutation(len(people)):
+            if got >= want:
+                break
+            val_people.add(people[i])
+            got += count[people[i]]
+    tr = [i for i, p in enumerate(paths) if person_of(p) not in val_people]
+    va = [i for i, p in enumerate(paths) if person_of(p) in val_people]
+    if not tr or not va:
+        raise FacecliError("too few people to hold out a validation split grouped by person")
+    return ([paths[i] for i in tr], [paths[i] for i in va], [labels[i] for i in tr], [labels[i] for i in va])
 
 
 @dataclass
@@ -77,8 +110,9 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
     else:
         if min(labels.count(0), labels.count(1)) < 2:
             raise FacecliError("need at least 2 images of each class to hold out a validation split")
-        paths, val_paths, labels, val_labels = split_stratified(paths, labels, opt.val_fraction, opt.seed)
-        split_note = f"stratified {opt.val_fraction:.0%} hold-out of {train_dir}, seed {opt.seed}"
+        paths, val_paths, labels, val_labels = split_by_person(paths, labels, opt.val_fraction, opt.seed)
+        split_note = (f"{opt.val_fraction:.0%} hold-out of {train_dir} grouped by person, stratified by label, "
+                      f"seed {opt.seed}")
     if opt.limit and len(paths) > opt.limit:
         paths, _, labels, _ = train_test_split(paths, labels, train_size=opt.limit, stratify=labels,
                                                random_state=opt.seed)
