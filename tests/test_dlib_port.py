@@ -119,13 +119,13 @@ def test_open_set_threshold_accepts_at_most_the_asked_share():
             items.append(IdentityImage(Path(f"p{p}/{k}.jpg"), f"p{p:02d}", kind, "0"))
             emb.append(centre + 0.3 * rng.standard_normal(16))
     emb = np.asarray(emb, np.float32)
-    thr, info = open_set_threshold(items, emb, far=0.1, gallery_size=20)
-    assert info["open_set_pair_far"] == pytest.approx(0.005)
-    assert info["open_set_impostor_pairs"] == 180 * 59  # every image against every clean photo of someone else
-    # a gallery of 20 other people's photos accepts about far of the probes at that threshold
+    thr, info = open_set_threshold(items, emb, far=0.05)
+    assert info["open_set_probes"] == 180 and info["open_set_gallery_photos"] == 60
+    assert 0.02 <= info["open_set_accepted_at_threshold"] <= 0.05
+    # by hand: the best similarity of each image to the clean photos of the other 59 people
     e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     ids = np.array([it.identity for it in items])
-    gal = np.flatnonzero([not it.distortion for it in items])[:20]
-    probes = np.flatnonzero(~np.isin(ids, ids[gal]))
-    accepted = ((e[probes] @ e[gal].T).max(axis=1) >= thr).mean()
-    assert accepted <= 0.2
+    gal = np.flatnonzero([not it.distortion for it in items])
+    sims = e @ e[gal].T
+    sims[ids[:, None] == ids[gal][None, :]] = -1
+    assert (sims.max(axis=1) >= thr).mean() == info["open_set_accepted_at_threshold"]

@@ -11,10 +11,10 @@ distillation keeps that and adds robustness to the degradations.
     facecli export identity runs/dlib_distill --out identity.onnx
 
 Split: identities are held out (seeded, ``--val-fraction``); model selection uses the cross-photo protocol
-on them (a probe's own photo is never in the gallery), and the stored threshold is chosen on them for
-open-set use: a gallery of ``--gallery-size`` photos of other people accepts at most ``--open-set-far`` of
-probes (see :func:`open_set_threshold`). ``--epochs 0`` writes the pretrained network itself as a run (the
-reference), or with ``--init RUN/model.safetensors`` re-evaluates and re-calibrates a trained one.
+on them (a probe's own photo is never in the gallery). The stored threshold is chosen for open-set use on
+the training people: a gallery of their clean photos accepts at most ``--open-set-far`` of probes of people
+it does not hold (see :func:`open_set_threshold`). ``--epochs 0`` writes the pretrained network itself as
+a run (the reference), or with ``--init RUN/model.safetensors`` re-evaluates and re-calibrates a trained one.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from facecli.scan import resolve_identity_root, scan_identity_folder
 from training.data import load_crops, predict_batches
 from training.dlib_resnet import CHIP_SIZE, DLIB_MEAN_RGB, DLIB_SCALE
 from training.loop import pick_device, seed_everything
-from training.models import create_model
+from training.models import create_model, read_state_dict
 from training.run_dir import WEIGHTS, save_weights, write_config, write_history
 from training.train_identity import split_by_identity, validation_scores
 
@@ -56,7 +56,6 @@ class DistillOptions:
     val_fraction: float = 0.2
     seed: int = 0
     open_set_far: float = 0.01
-    gallery_size: int = 1400
     init: str = ""
     device: str = "auto"
     limit: int = 0
@@ -68,24 +67,26 @@ def dlib_preprocessing() -> Preprocessing:
                          std=(DLIB_SCALE / 255,) * 3, colour="RGB", detect="auto", template="dlib")
 
 
-def open_set_threshold(items, emb: np.ndarray, far: float, gallery_size: int) -> tuple[float, dict[str, float]]:
-    """The threshold at which a gallery of ``gallery_size`` photos of other people accepts at most ``far`` of probes.
+def open_set_threshold(items, emb: np.ndarray, far: float) -> tuple[float, dict[str, float]]:
+    """The threshold at which a gallery of these people's clean photos accepts at most ``far`` of strangers.
 
-    Impostor pairs are different photos of different people: every held-out image (clean or distorted)
-    against every clean held-out photo of someone else. A probe of an absent person is accepted when its
-    best impostor similarity reaches the threshold; with ``gallery_size`` photos that happens with
-    probability about ``gallery_size`` x the per-pair false accept rate, so the threshold is the
-    (1 - far / gallery_size) quantile of the impostor scores.
+    Every image (clean or distorted) is a probe of someone absent from the gallery when its own identity's
+    photos are left out: its best similarity to the other people's clean photos is an impostor score
+    between different photos of different people. The threshold is just above the (1 - far) quantile of
+    those best scores, so a gallery like this one (same size, same kind of photos) accepts about ``far``
+    of the probes of people it does not hold.
     """
     ident = np.array([it.identity for it in items])
     gal = np.flatnonzero([not it.distortion for it in items])
     e = F.normalize(torch.from_numpy(np.asarray(emb, np.float32)), dim=1)
-    sims = (e @ e[gal].T).numpy()
-    impostor = sims[ident[:, None] != ident[gal][None, :]]
-    pair_far = far / max(1, gallery_size)
-    thr = float(np.quantile(impostor, 1 - pair_far)) + 1e-4
-    return thr, {"open_set_impostor_pairs": int(impostor.size), "open_set_pair_far": pair_far,
-                 "open_set_gallery_size": gallery_size, "open_set_far_target": far}
+    best = np.full(len(items), -1.0, np.float32)
+    for s in range(0, len(items), 2048):
+        sims = (e[s : s + 2048] @ e[gal].T).numpy()
+        sims[ident[s : s + 2048, None] == ident[gal][None, :]] = -1.0
+        best[s : s + 2048] = sims.max(axis=1)
+    thr = float(np.quantile(best, 1 - far)) + 1e-4
+    return thr, {"open_set_probes": len(items), "open_set_gallery_photos": len(gal), "open_set_far_target": far,
+                 "open_set_accepted_at_threshold": float((best >= thr).mean())}
 
 
 def distill(opt: DistillOptions, console: Console | None = None) -> dict[str, Any]:
@@ -126,14 +127,12 @@ def distill(opt: DistillOptions, console: Console | None = None) -> dict[str, An
     weight = np.array([opt.clean_weight if not tr_items[i].distortion else
                        opt.sunny_weight if tr_items[i].distortion == "sunny" else 1.0 for i in use], np.float32)
 
-    def evaluate(model) -> tuple[dict[str, float], np.ndarray]:
-        emb = predict_batches(model, val_x, spec, device)
-        return validation_scores(va_items, emb), emb
+    def evaluate(model) -> dict[str, float]:
+        return validation_scores(va_items, predict_batches(model, val_x, spec, device))
 
     history: list[dict[str, Any]] = []
-    scores, emb = evaluate(student)
+    scores = evaluate(student)
     best = {"epoch": 0, **scores}
-    best_emb = emb
     console.print(f"epoch 0 (pretrained): FACECOM top-1 {scores.get('val_facecom_top1', 0):.4f}  cross-photo top-1 "
                   f"{scores.get('val_cross_photo_top1', 0):.4f}")
     history.append({"epoch": 0, "train_loss": float("nan"), **scores})
@@ -164,27 +163,29 @@ def distill(opt: DistillOptions, console: Console | None = None) -> dict[str, An
             sched.step()
             total += float(loss.detach()) * len(b)
             n += len(b)
-        scores, emb = evaluate(student)
+        scores = evaluate(student)
         r = {"epoch": epoch, "train_loss": total / max(n, 1), "train_images_per_s": n / (time.time() - t_ep), **scores}
         improved = scores.get("val_cross_photo_top1", 0) > best.get("val_cross_photo_top1", 0)
         if improved:
-            best, best_emb = {"epoch": epoch, **scores}, emb
+            best = {"epoch": epoch, **scores}
             save_weights(student, opt.out / WEIGHTS)
         history.append(r)
         write_history(opt.out, history, ["val_facecom_top1", "val_cross_photo_top1"])
         console.print(f"epoch {epoch}: loss {r['train_loss']:.4f}  FACECOM top-1 {scores.get('val_facecom_top1', 0):.4f}"
                       f"  cross-photo top-1 {scores.get('val_cross_photo_top1', 0):.4f}  "
                       f"{r['train_images_per_s']:.0f} img/s {'*' if improved else ''}")
-    thr, open_set = open_set_threshold(va_items, best_emb, opt.open_set_far, opt.gallery_size)
+    # calibrated on the training people (leave-one-identity-out), so the held-out people stay unseen
+    student.load_state_dict(read_state_dict(opt.out / WEIGHTS))
+    thr, open_set = open_set_threshold(tr_items, predict_batches(student, train_x, spec, device), opt.open_set_far)
     config = {
         "task": "identity",
         "backbone": opt.backbone,
         "model_kwargs": {"embedding_dim": 128},
         "preprocessing": spec.to_dict(),
         "threshold": thr,
-        "threshold_rule": f"open set: a gallery of {opt.gallery_size} photos of other people accepts at most "
-                          f"{opt.open_set_far} of probes (per-pair false accept rate on held-out identities, "
-                          "different photos of different people)",
+        "threshold_rule": f"open set: a gallery of the training people's clean photos accepts at most "
+                          f"{opt.open_set_far} of probes of people it does not hold (leave-one-identity-out "
+                          "over the training people: different photos of different people)",
         "best_epoch": best["epoch"],
         "weights": WEIGHTS,
         "metrics": {"split": "validation", "protocol": "held-out identities (identity-disjoint split)",
