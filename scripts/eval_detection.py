@@ -43,6 +43,16 @@ def nme(pred: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(pred - ref, axis=1).mean() / max(iod, 1e-6) * 100)
 
 
+def tight_crop(img: np.ndarray, box: tuple[int, int, int, int], scale: float = 1.1):
+    """(crop, x0, y0): the square ``scale`` x the face box around its centre, or None when it leaves the image."""
+    x, y, w, h = box
+    side = int(round(max(w, h) * scale))
+    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
+    if x0 < 0 or y0 < 0 or x0 + side > img.shape[1] or y0 + side > img.shape[0]:
+        return None
+    return img[y0 : y0 + side, x0 : x0 + side], x0, y0
+
+
 def best(faces: list[Face]) -> Face | None:
     return faces[0] if faces else None
 
@@ -119,14 +129,11 @@ def main() -> None:
             add(d.distortion, best(detect_faces(read_image(d.path))), ref)
             n_imgs += 1
         # tight crop: a square 1.1x the box around the face centre; landmarks shift with it
-        x, y, w, h = ref_face.box
-        side = int(round(max(w, h) * 1.1))
-        cx, cy = x + w / 2, y + h / 2
-        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-        hh, ww = img.shape[:2]
-        if x0 >= 0 and y0 >= 0 and x0 + side <= ww and y0 + side <= hh:
-            tight = img[y0 : y0 + side, x0 : x0 + side]
+        cut = tight_crop(img, ref_face.box)
+        if cut is not None:
+            tight, x0, y0 = cut
             add("tight crop", best(detect_faces(tight)), ref - np.float32([x0, y0]))
+        hh, ww = img.shape[:2]
         # face small in a big canvas: the photo pasted at the centre of a 3x larger grey image
         big = np.full((hh * 3, ww * 3, 3), 128, np.uint8)
         big[hh : 2 * hh, ww : 2 * ww] = img

@@ -18,6 +18,7 @@ photo changes across the three framings. The threshold is the model's own (tuned
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,18 +33,17 @@ from facecli.runtime import load_model
 from facecli.scan import resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
 from training.train_gender import person_of, split_by_person
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_detection import tight_crop  # noqa: E402  (the same tight framing as the detection benchmark)
+
 
 def framings(img: np.ndarray) -> dict[str, np.ndarray]:
     """The three framings of one photo (tight only when a face is found)."""
     out = {"facecom": img}
     faces = detect_faces(img, largest_only=True)
-    if faces:
-        x, y, w, h = faces[0].box
-        side = int(round(max(w, h) * 1.1))
-        cx, cy = x + w / 2, y + h / 2
-        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-        if x0 >= 0 and y0 >= 0 and x0 + side <= img.shape[1] and y0 + side <= img.shape[0]:
-            out["tight"] = img[y0 : y0 + side, x0 : x0 + side]
+    cut = tight_crop(img, faces[0].box) if faces else None
+    if cut is not None:
+        out["tight"] = cut[0]
     h, w = img.shape[:2]
     canvas = np.full((3 * h, 3 * w, 3), 128, np.uint8)
     canvas[h : 2 * h, w : 2 * w] = img

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from facecli.preprocess import Preprocessing
+from facecli.preprocess import Preprocessing, to_tensor
 from facecli.scan import resolve_identity_root, scan_identity_folder
 from training.data import load_crops, predict_batches
 from training.dlib_resnet import CHIP_SIZE, DLIB_MEAN_RGB, DLIB_SCALE
@@ -151,7 +151,7 @@ def distill(opt: DistillOptions, console: Console | None = None) -> dict[str, An
             flip = rng.random(len(b)) < 0.5
             chips = train_x[use[b]].copy()
             chips[flip] = chips[flip][:, :, ::-1]
-            x = torch.from_numpy(_tensor(chips, spec)).to(device)
+            x = torch.from_numpy(to_tensor(chips, spec)).to(device)
             tgt = torch.where(torch.from_numpy(flip)[:, None], target_flip[tgt_row[b]], target[tgt_row[b]]).to(device)
             out = F.normalize(student(x), dim=1)
             per = 1 - (out * tgt).sum(dim=1)
@@ -200,12 +200,6 @@ def distill(opt: DistillOptions, console: Console | None = None) -> dict[str, An
     write_config(opt.out, config)
     console.print(f"best epoch {best['epoch']}; threshold {thr:.4f}; run folder {opt.out}")
     return config
-
-
-def _tensor(chips: np.ndarray, spec: Preprocessing) -> np.ndarray:
-    from facecli.preprocess import to_tensor
-
-    return to_tensor(chips, spec)
 
 
 def main() -> None:
