@@ -94,3 +94,15 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def check_output_file(out: str | os.PathLike[str], option: str = "--out") -> None:
+    """Refuse, before any work starts, an output that cannot be written as a file (an existing folder, or
+    a parent that is a file)."""
+    from facecli.errors import FacecliError
+
+    out = Path(out)
+    if out.is_dir():
+        raise FacecliError(f"{option} {out} is a folder; give a file name (e.g. {out / 'results.csv'})")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise FacecliError(f"{option} {out}: {out.parent} is not a folder")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from facecli.pipeline import run_model
+from facecli.card import check_task, resolve_threshold
+from facecli.pipeline import ImageInput, run_model
 from facecli.runtime import OnnxModel
 
 CLASSIFY_COLUMNS = ["path", "face", "label", "p_female", "face_status", "box", "landmarks", "error"]
@@ -15,7 +17,7 @@ CLASSIFY_COLUMNS = ["path", "face", "label", "p_female", "face_status", "box", "
 
 def classify_images(
     model: OnnxModel,
-    paths: Sequence[Path],
+    paths: Sequence[ImageInput],
     root: Path | None = None,
     *,
     batch_size: int = 64,
@@ -31,10 +33,9 @@ def classify_images(
     pixels. Unreadable files get a row with an ``error`` and empty prediction. ``path`` is relative to
     ``root`` when given. Rows keep the input order.
     """
-    if model.task != "gender":
-        raise ValueError("classify needs a gender model")
-    thr = float(model.meta.get("threshold") or 0.5) if threshold is None else threshold
-    labels = model.meta.get("labels", ["male", "female"])
+    check_task(model.card, "gender", str(model.path))
+    thr, _ = resolve_threshold(model.card, threshold)
+    labels = model.card.labels
     res = run_model(model, paths, batch_size=batch_size, all_faces=True, detect=detect, on_progress=on_progress)
     rows: list[dict] = []
     for crop, p in zip(res.crops, res.outputs.reshape(-1), strict=True):
@@ -50,9 +51,16 @@ def classify_images(
         rows.append({"_i": i, "face": "", "label": "", "p_female": float("nan"), "face_status": "", "box": "",
                      "landmarks": "", "error": err})
     df = pd.DataFrame(rows, columns=["_i", *CLASSIFY_COLUMNS[1:]])
-    df.insert(0, "path", [rel(paths[i], root) for i in df["_i"]])
+    df.insert(0, "path", [input_name(paths[i], i, root) for i in df["_i"]])
     return df.sort_values(["_i", "face"], key=lambda c: pd.to_numeric(c, errors="coerce").fillna(-1),
                           kind="stable").drop(columns="_i").reset_index(drop=True)
+
+
+def input_name(item: object, index: int, root: Path | None = None) -> str:
+    """How a result row names its input: the path (relative to ``root``) or ``<array N>`` for arrays."""
+    if isinstance(item, str | os.PathLike):
+        return rel(Path(item), root)
+    return f"<array {index}>"
 
 
 def rel(path: Path, root: Path | None) -> str:

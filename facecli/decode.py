@@ -109,3 +109,27 @@ def decode_bytes(buf: np.ndarray, reduce: int = 1) -> np.ndarray | None:
     if img.dtype != np.uint8:  # defensive: IMREAD_COLOR already yields 8-bit
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
     return img
+
+
+def rgb_array_to_bgr(arr: np.ndarray) -> np.ndarray:
+    """An in-memory RGB, RGBA or grayscale uint8 image as the BGR uint8 array the pipeline uses.
+
+    Raises DecodeError (one line) for other dtypes or shapes, empty images and images with too many pixels.
+    """
+    if not isinstance(arr, np.ndarray):
+        raise DecodeError(f"not a numpy array: {type(arr).__name__}")
+    if arr.dtype != np.uint8:
+        raise DecodeError(f"array images must be uint8 (0-255), not {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
+        raise DecodeError(f"array images must be HxW, HxWx3 (RGB) or HxWx4 (RGBA), not shape {arr.shape}")
+    h, w = arr.shape[:2]
+    if h == 0 or w == 0:
+        raise DecodeError(f"empty image array (shape {arr.shape})")
+    if h * w > MAX_PIXELS:
+        raise DecodeError(f"too many pixels ({w} x {h})")
+    if arr.ndim == 2:
+        return cv2.cvtColor(arr, cv2.COLOR_GRAY2BGR)
+    code = cv2.COLOR_RGBA2BGR if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    return cv2.cvtColor(np.ascontiguousarray(arr), code)

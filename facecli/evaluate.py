@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from facecli.atomic import write_json, write_with
+from facecli.card import resolve_threshold
 from facecli.classify import rel
 from facecli.errors import FacecliError
 from facecli.metrics import gender_metrics
@@ -26,10 +27,12 @@ def evaluate_gender(
     threshold: float | None = None,
     detect: str | None = None,
     batch_size: int = 64,
+    split: str | None = None,
     on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a gender model on a folder with ``male/`` and ``female/``.
+    """Evaluate a gender model on a folder with ``male/`` and ``female/`` (or a Task A folder's ``val/``,
+    or its ``split``; see :func:`facecli.scan.gender_split_folder`).
 
     Writes ``predictions.csv`` (path, true, predicted, p_female, error), ``metrics.json`` and PNG plots to
     ``out_dir``. One prediction per image (the largest face when detecting). Unreadable files are listed
@@ -37,10 +40,10 @@ def evaluate_gender(
     """
     import pandas as pd
 
-    paths, labels = scan_gender_folder(data)
+    paths, labels = scan_gender_folder(data, split)
     if on_total:
         on_total(len(paths))
-    thr = float(model.meta.get("threshold") or 0.5) if threshold is None else threshold
+    thr, _ = resolve_threshold(model.card, threshold)
     res = run_model(model, paths, batch_size=batch_size, detect=detect, on_progress=on_progress)
     p = np.full(len(paths), np.nan)
     status = [""] * len(paths)
@@ -76,6 +79,7 @@ def evaluate_identity(
     threshold: float | None = None,
     detect: str | None = None,
     batch_size: int = 64,
+    split: str | None = None,
     on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
@@ -88,15 +92,15 @@ def evaluate_identity(
     from facecli.protocols import run_protocol
     from facecli.recognise import embed_images
     from facecli.report import write_identity_report
-    from facecli.scan import resolve_identity_root, scan_identity_folder
+    from facecli.scan import identity_split_folder, scan_identity_folder
 
-    root = resolve_identity_root(data, "val") or Path(data)
+    root = identity_split_folder(data, split)
     items = scan_identity_folder(root)
     if on_total:
         on_total(len(items))
     emb = embed_images(model, [it.path for it in items], batch_size=batch_size, detect=detect,
                        on_progress=on_progress)
-    thr = float(model.meta.get("threshold") or 0.5) if threshold is None else threshold
+    thr, _ = resolve_threshold(model.card, threshold)
     results = {}
     for name in ("facecom", "cross_photo", "clean_cross_photo"):
         got = run_protocol(items, emb.vectors, emb.ok, name, thr)

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from facecli.card import BUILT_IN_THRESHOLD as DEFAULT_THRESHOLD
 from facecli.errors import FacecliError
 
 GALLERY_FORMAT = 1
 INDEX_FILE, TEMPLATES_FILE, META_FILE = "index.faiss", "templates.npy", "gallery.json"
 LOCK_FILE = ".lock"
 APPROX_ABOVE = 200_000  # rows beyond which an approximate (HNSW) index is used; exact search is fast below
-DEFAULT_THRESHOLD = 0.5
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -88,7 +88,13 @@ class Gallery:
 
     @property
     def threshold(self) -> float:
+        """The threshold stored with the gallery: the model's when built, the calibrated one after
+        ``calibrate`` (:func:`facecli.card.resolve_threshold` decides which applies)."""
         return float(self.meta.get("threshold", DEFAULT_THRESHOLD))
+
+    @property
+    def threshold_source(self) -> str:
+        return str(self.meta.get("threshold_source") or "gallery")
 
     def upsert(self, rows: Sequence[str], vectors: np.ndarray, image_counts: dict[str, int]) -> tuple[int, int]:
         """Add identities, replacing any already present. Returns (added, replaced) identity counts."""

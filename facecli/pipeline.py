@@ -11,11 +11,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from facecli.decode import DecodeError, read_image
+from facecli.decode import DecodeError, read_image, rgb_array_to_bgr
 from facecli.detect import DETECTED, FALLBACK, detect_faces
 from facecli.preprocess import Box, Preprocessing, crop_face, to_tensor
 from facecli.runtime import OnnxModel
@@ -44,15 +43,31 @@ class Crop:
         return self.face_status != FACE_NOT_FOUND
 
 
-def prepare_image(path: Path, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
-    """Decode one file and cut its model inputs: one crop, or one per face when ``all_faces``.
+ImageInput = str | os.PathLike | np.ndarray  # a file, or an RGB (or grayscale) uint8 array in memory
+
+
+def load_input(item: ImageInput) -> np.ndarray:
+    """The BGR uint8 image of a file path or an in-memory array; DecodeError when it is neither usable.
+
+    Arrays are RGB (as from Pillow, scikit-image, matplotlib or :func:`facecli.load_image`), RGBA or
+    grayscale, of dtype uint8.
+    """
+    if isinstance(item, np.ndarray):
+        return rgb_array_to_bgr(item)
+    if isinstance(item, str | os.PathLike):
+        return read_image(item)
+    raise DecodeError(f"not an image path or numpy array: {type(item).__name__}")
+
+
+def prepare_image(item: ImageInput, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
+    """Decode one file (or take one array) and cut its model inputs: one crop, or one per face when
+    ``all_faces``.
 
     With ``spec.detect == "auto"`` faces are detected (largest first) and cut as the model was trained:
     warped onto its landmark template, or a square around the box. When none is found the centred crop
-    is used and the crop is marked ``not_found``. Raises DecodeError for unreadable files.
+    is used and the crop is marked ``not_found``. Raises DecodeError for unreadable files and bad arrays.
     """
-    img = read_image(path)
-    return crops_from_array(img, index, spec, all_faces)
+    return crops_from_array(load_input(item), index, spec, all_faces)
 
 
 def crops_from_array(img: np.ndarray, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
@@ -81,7 +96,7 @@ def default_workers() -> int:
 
 
 def iter_prepared(
-    paths: Sequence[Path],
+    paths: Sequence[ImageInput],
     spec: Preprocessing,
     all_faces: bool = False,
     chunk: int = 64,
@@ -128,7 +143,7 @@ def iter_prepared(
 
 def run_model(
     model: OnnxModel,
-    paths: Sequence[Path],
+    paths: Sequence[ImageInput],
     *,
     batch_size: int = 64,
     all_faces: bool = False,
@@ -136,7 +151,7 @@ def run_model(
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> BatchResult:
-    """Run ``model`` over image files; bad files become ``failures`` while the batch goes on.
+    """Run ``model`` over image files or arrays; bad ones become ``failures`` while the batch goes on.
 
     ``detect`` overrides the model's stored detection setting ("auto" or "none"); ``on_progress`` is
     called with the number of images finished after each chunk.

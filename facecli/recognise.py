@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facecli.classify import rel
+from facecli.card import resolve_threshold
+from facecli.classify import input_name, rel
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery, build_templates
-from facecli.pipeline import run_model
+from facecli.pipeline import ImageInput, run_model
 from facecli.protocols import MatchResult, match_embeddings
 from facecli.runtime import OnnxModel
 from facecli.scan import IdentityImage, is_identity_root, require_dir, scan_identity_folder, scan_images
@@ -31,13 +32,13 @@ class Embedded:
     face_status: list[str] = field(default_factory=list)
 
 
-def embed_images(model: OnnxModel, paths: Sequence[Path], *, batch_size: int = 64, detect: str | None = None,
+def embed_images(model: OnnxModel, paths: Sequence[ImageInput], *, batch_size: int = 64, detect: str | None = None,
                  on_progress: Progress = None) -> Embedded:
     """L2-normalised embeddings of ``paths`` (largest face when detecting), in input order."""
     if model.task != "identity":
         raise FacecliError(f"{model.path} is a {model.task} model; an identity (embedding) model is needed")
     res = run_model(model, paths, batch_size=batch_size, detect=detect, on_progress=on_progress)
-    dim = int(model.meta.get("embedding_dim") or (res.outputs.shape[1] if res.outputs.ndim == 2 else 512))
+    dim = int(model.card.embedding_dim or (res.outputs.shape[1] if res.outputs.ndim == 2 else 512))
     vec = np.full((len(paths), dim), np.nan, np.float32)
     status = [""] * len(paths)
     for crop, v in zip(res.crops, res.outputs, strict=True):
@@ -108,17 +109,42 @@ def embed_identities(model: OnnxModel, root: Path, *, include_distorted: bool = 
 
 def model_info(model: OnnxModel) -> dict[str, Any]:
     """How a gallery records the model that embedded it."""
-    return {"sha256": model.sha256, "path": str(model.path), "backbone": model.meta.get("backbone"),
-            "preprocessing": model.meta["preprocessing"], "embedding_dim": model.meta.get("embedding_dim")}
+    return {"sha256": model.sha256, "path": str(model.path), "backbone": model.card.backbone,
+            "preprocessing": model.card.preprocessing.to_dict(), "embedding_dim": model.card.embedding_dim}
 
 
 def build_gallery(model: OnnxModel, root: Path, **kwargs) -> tuple[Gallery, GalleryReport]:
     """A new gallery from the clean images of each identity folder under ``root`` (see embed_identities)."""
     rows, vectors, counts, report = embed_identities(model, root, **kwargs)
-    gallery = Gallery.create(rows, vectors, counts, model_info(model), model.meta.get("threshold"),
+    gallery = Gallery.create(rows, vectors, counts, model_info(model), model.card.threshold,
                              per_image=bool(kwargs.get("per_image")))
     gallery.meta["source"] = str(root)
     return gallery, report
+
+
+def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, *, include_distorted: bool = False,
+                   batch_size: int = 64, detect: str | None = None, on_total: Progress = None,
+                   on_progress: Progress = None) -> tuple[Gallery, int, int, GalleryReport]:
+    """Add the identities under ``root`` to the gallery in ``gallery_dir``, replacing those already in it,
+    without re-embedding the others. Returns (the saved gallery, identities added, replaced, report).
+
+    The images are embedded first, in the gallery's own mode (one vector per photo or one template per
+    identity); then the gallery is re-read, changed and saved under its lock, so several runs adding at
+    the same time all land. Refuses a model other than the one that built the gallery.
+    """
+    current = Gallery.load(gallery_dir)
+    current.check_model(model.sha256, model.path)
+    rows, vecs, counts, report = embed_identities(model, root, include_distorted=include_distorted,
+                                                  per_image=bool(current.meta.get("per_image")),
+                                                  batch_size=batch_size, detect=detect, on_total=on_total,
+                                                  on_progress=on_progress)
+
+    def add(g: Gallery) -> tuple[int, int]:
+        g.check_model(model.sha256, model.path)
+        return g.upsert(rows, vecs, counts)
+
+    saved, (added, replaced) = Gallery.update(gallery_dir, add)
+    return saved, added, replaced, report
 
 
 def probe_items(folder: Path, which: str = "distorted", layout: str = "auto") -> tuple[list[Path], list[str] | None,
@@ -144,34 +170,46 @@ def match_folder(model: OnnxModel, gallery: Gallery, folder: Path, *, threshold:
                  which: str = "distorted", layout: str = "auto", top_k: int = 5, batch_size: int = 64,
                  detect: str | None = None, on_total: Progress = None, on_progress: Progress = None
                  ) -> tuple[pd.DataFrame, MatchResult | None]:
-    """Match every probe image under ``folder`` against ``gallery``.
-
-    Returns the CSV table (path, identity, similarity, accepted, nearest, top_k, top_k_similarity,
-    [true_identity, in_gallery, distortion], face_status, error) and, with ground truth, the scored result.
-    ``threshold`` defaults to the gallery's (calibrated or the model's default).
-    """
-    gallery.check_model(model.sha256, model.path)
-    thr = gallery.threshold if threshold is None else float(threshold)
+    """Match every probe image under ``folder`` against ``gallery`` (see :func:`probe_items` for
+    ``which`` and ``layout``, and :func:`match_images` for the result)."""
     paths, truth, kinds = probe_items(folder, which, layout)
     if on_total:
         on_total(len(paths))
-    emb = embed_images(model, paths, batch_size=batch_size, detect=detect, on_progress=on_progress)
+    return match_images(model, gallery, paths, truth=truth, kinds=kinds, root=Path(folder), threshold=threshold,
+                        top_k=top_k, batch_size=batch_size, detect=detect, on_progress=on_progress)
+
+
+def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput], *,
+                 truth: Sequence[str] | None = None, kinds: Sequence[str] | None = None, root: Path | None = None,
+                 threshold: float | None = None, top_k: int = 5, batch_size: int = 64, detect: str | None = None,
+                 on_progress: Progress = None) -> tuple[pd.DataFrame, MatchResult | None]:
+    """Match probe images (files or RGB arrays) against ``gallery``, the largest face of each.
+
+    Returns the table (path, identity, similarity, accepted, nearest, top_k, top_k_similarity,
+    [true_identity, in_gallery, distortion], face_status, error), one row per probe in input order, and,
+    when ``truth`` (the probes' identities) is given, the scored result. ``threshold`` is decided by
+    :func:`facecli.card.resolve_threshold`: the given one, else the gallery's (calibrated, or the model's).
+    """
+    gallery.check_model(model.sha256, model.path)
+    thr, _ = resolve_threshold(model.card, threshold, gallery.threshold, gallery.threshold_source)
+    emb = embed_images(model, images, batch_size=batch_size, detect=detect, on_progress=on_progress)
     okp = np.flatnonzero(emb.ok)
     result = match_embeddings(gallery, emb.vectors[okp], thr, top_k,
                               None if truth is None else [truth[i] for i in okp],
                               None if kinds is None else [kinds[i] for i in okp])
     table = result.table.copy()
-    table.insert(0, "path", [rel(paths[i], folder) for i in okp])
+    table.insert(0, "path", [input_name(images[i], i, root) for i in okp])
     if kinds is not None:
         table["distortion"] = [kinds[i] for i in okp]
     table["face_status"] = [emb.face_status[i] for i in okp]
     table["error"] = ""
     table.index = okp
     if emb.failures:
-        fail = pd.DataFrame({"path": [rel(paths[i], folder) for i in emb.failures],
+        fail = pd.DataFrame({"path": [input_name(images[i], i, root) for i in emb.failures],
                              "error": list(emb.failures.values())}, index=list(emb.failures))
         if truth is not None:
             fail["true_identity"] = [truth[i] for i in emb.failures]
+        if kinds is not None:
             fail["distortion"] = [kinds[i] for i in emb.failures]
         table = pd.concat([table, fail]).sort_index()
     table = table.reset_index(drop=True)

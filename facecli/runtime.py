@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from facecli.card import ModelCard
 from facecli.errors import FacecliError
 from facecli.preprocess import Preprocessing
 
@@ -30,29 +32,45 @@ def models_dir() -> Path:
 
 @dataclass
 class OnnxModel:
-    """A facecli model: an ONNX Runtime session plus the metadata stored inside the ONNX file.
+    """A facecli model: an ONNX Runtime session plus the model card stored inside the ONNX file.
 
-    ``meta`` holds ``task`` ("gender" or "identity"), ``preprocessing``, and for gender ``labels`` and
-    ``threshold``; for identity ``embedding_dim`` and ``threshold``.
+    ``card`` (:class:`facecli.card.ModelCard`) holds the task, backbone, preprocessing, threshold, labels
+    and embedding size; ``meta`` is its JSON form. ``shipped`` is True for the models that come with
+    facecli (``models/``).
     """
 
     path: Path
-    meta: dict[str, Any]
+    card: ModelCard
     session: Any = field(repr=False)
     sha256: str = ""
+    shipped: bool = False
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.card.to_dict()
 
     @property
     def task(self) -> str:
-        return str(self.meta["task"])
+        return self.card.task
 
     @property
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing.from_dict(self.meta["preprocessing"])
+        return self.card.preprocessing
 
     @property
     def provider(self) -> str:
         """The execution provider actually in use, e.g. 'CPUExecutionProvider'."""
         return self.session.get_providers()[0]
+
+    @property
+    def device(self) -> str:
+        """'cuda' or 'cpu': where this model runs."""
+        return "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+
+    def describe(self) -> str:
+        """One line for the user: which file, shipped or not, which backbone, on which device."""
+        origin = "shipped" if self.shipped else "user model"
+        return f"{self.card.task} model {self.path} ({origin}, {self.card.backbone}) on {self.device} ({self.provider})"
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run the model on a float32 NCHW batch and return its single output."""
@@ -65,6 +83,14 @@ def default_model_path(task: str) -> Path:
     return models_dir() / DEFAULT_MODELS[task]
 
 
+def is_shipped(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is one of the model files that ship with facecli."""
+    try:
+        return Path(path).resolve().parent == models_dir().resolve()
+    except OSError:
+        return False
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file: the model identity a gallery records."""
     h = hashlib.sha256()
@@ -74,56 +100,105 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def installed_runtimes() -> list[str]:
+    """The ONNX Runtime distributions installed (they share one ``onnxruntime`` import folder)."""
+    from importlib import metadata
+
+    found = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            metadata.version(dist)
+            found.append(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+GPU_FIX = ("pip uninstall -y onnxruntime onnxruntime-gpu && pip install 'onnxruntime-gpu[cuda,cudnn]>=1.21'")
+
+
 def choose_providers(device: str = "auto") -> list[str]:
-    """Execution providers to ask for: CUDA first when ``device`` is 'auto' or 'cuda' and it is available."""
+    """Execution providers to ask for: CUDA first when ``device`` is 'auto' or 'cuda' and it is usable.
+
+    'cuda' raises FacecliError, with what to install, when ONNX Runtime has no CUDA provider or no GPU is
+    present. Before a CUDA session, the CUDA and cuDNN libraries of the ``nvidia-*`` wheels that
+    ``facecli[gpu]`` installs are preloaded (``onnxruntime.preload_dlls``, ONNX Runtime's documented way).
+    """
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    if device in ("auto", "cuda") and "CUDAExecutionProvider" in available and _cuda_device_present():
+    if device not in DEVICES:
+        raise FacecliError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    has_provider = "CUDAExecutionProvider" in ort.get_available_providers()
+    if has_provider and _cuda_device_present():
+        _preload_cuda_libraries(ort)
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "cuda":
-        raise FacecliError("--device cuda asked for, but no usable CUDA GPU was found")
+        if not has_provider:
+            both = len(installed_runtimes()) > 1
+            why = ("onnxruntime and onnxruntime-gpu are both installed and the CPU one won their shared folder"
+                   if both else "this ONNX Runtime has no CUDA provider")
+            raise FacecliError(f"--device cuda: {why}; install the GPU runtime: {GPU_FIX}")
+        raise FacecliError("--device cuda: no CUDA GPU found (no /dev/nvidia0); use --device cpu or auto")
     return ["CPUExecutionProvider"]
+
+
+_PRELOADED = False
+
+
+def _preload_cuda_libraries(ort: Any) -> None:
+    global _PRELOADED
+    if _PRELOADED or not hasattr(ort, "preload_dlls"):
+        return
+    # libraries from a system CUDA install may still load on their own when this finds none
+    with contextlib.suppress(Exception):
+        ort.preload_dlls()
+    _PRELOADED = True
 
 
 def _cuda_device_present() -> bool:
     return any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/nvidiactl"))
 
 
+def read_card(session: Any, path: Path) -> ModelCard:
+    """The model card in an ONNX Runtime session's metadata; FacecliError when it is missing or broken."""
+    props = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise FacecliError(f"{path} is not a facecli model (no '{METADATA_KEY}' metadata); export one with 'facecli export'")
+    try:
+        return ModelCard.from_dict(json.loads(props[METADATA_KEY]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FacecliError(f"{path} has broken facecli metadata ({exc})") from None
+
+
 def load_model(
-    path: str | os.PathLike[str] | None, task: str | None = None, device: str = "auto", threads: int = 0
+    path: str | os.PathLike[str] | None = None, task: str | None = None, device: str = "auto", threads: int = 0
 ) -> OnnxModel:
     """Load a facecli ONNX model; ``path`` None means the shipped default for ``task``.
 
-    Raises FacecliError (one line) when the file is missing, is not ONNX, is not a facecli model, or
-    was made for another task. ``threads`` 0 lets ONNX Runtime pick (one per core).
+    ``device`` is 'auto' (CUDA when usable, else the CPU), 'cuda' (an error when CUDA is not usable) or
+    'cpu'. ``threads`` 0 lets ONNX Runtime pick (one per core). The model card is read from the ONNX
+    metadata through ONNX Runtime (the ``onnx`` package is not needed). Raises FacecliError (one line)
+    when the file is missing, is not ONNX, is not a facecli model, or was made for another task.
     """
-    import onnx
     import onnxruntime as ort
 
     if path is None:
         if task is None:
             raise FacecliError("no model given")
+        if task not in DEFAULT_MODELS:
+            raise FacecliError(f"task must be one of {', '.join(DEFAULT_MODELS)}, not {task!r}")
         path = default_model_path(task)
         if not path.exists():
             raise FacecliError(f"no default {task} model shipped at {path}; pass --model")
     path = Path(path)
     if not path.is_file():
         raise FacecliError(f"model file not found: {path}")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        raise FacecliError(f"{path} is not an ONNX model") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if METADATA_KEY not in props:
-        raise FacecliError(f"{path} is not a facecli model (no '{METADATA_KEY}' metadata); export one with 'facecli export'")
-    try:
-        meta = json.loads(props[METADATA_KEY])
-        Preprocessing.from_dict(meta["preprocessing"])
-    except (ValueError, KeyError, TypeError):
-        raise FacecliError(f"{path} has broken facecli metadata") from None
-    if task is not None and meta.get("task") != task:
-        raise FacecliError(f"{path} is a {meta.get('task')!r} model, not a {task!r} model")
+    providers = choose_providers(device)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
@@ -131,7 +206,14 @@ def load_model(
     # the decoder threads share the cores with inference: idle ORT workers must not spin
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        session = ort.InferenceSession(proto.SerializeToString(), sess_options=opts, providers=choose_providers(device))
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:
-        raise FacecliError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0]}") from None
-    return OnnxModel(path=path, meta=meta, session=session, sha256=file_sha256(path))
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise FacecliError(f"{path} is not an ONNX model ONNX Runtime can load ({first})") from None
+    card = read_card(session, path)
+    if task is not None and card.task != task:
+        raise FacecliError(f"{path} is a {card.task!r} model, not a {task!r} model")
+    if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
+        raise FacecliError(f"--device cuda: ONNX Runtime could not start CUDA for {path} (CUDA or cuDNN libraries "
+                           f"missing?); install them: {GPU_FIX}")
+    return OnnxModel(path=path, card=card, session=session, sha256=file_sha256(path), shipped=is_shipped(path))

@@ -68,19 +68,14 @@ def _has_gender_dirs(folder: Path) -> bool:
     return all((folder / name).is_dir() for name in GENDER_LABELS)
 
 
-def scan_gender_folder(folder: str | os.PathLike[str]) -> tuple[list[Path], list[int]]:
+def scan_gender_folder(folder: str | os.PathLike[str], split: str | None = None) -> tuple[list[Path], list[int]]:
     """Images and labels (0 male, 1 female) of a folder holding ``male/`` and ``female/``.
 
-    A Task A folder (holding ``val/`` or ``train/``) is accepted too: its ``val/`` is preferred.
+    A Task A folder is accepted too: its ``val/`` is used, or ``split`` ("train" or "val") when given.
+    A Task A folder with ``train/`` but no ``val/`` is refused unless ``split="train"`` says so: a model's
+    figures on its own training images say nothing about new people.
     """
-    root = require_dir(folder)
-    if not _has_gender_dirs(root):
-        for split in ("val", "train"):
-            if _has_gender_dirs(root / split):
-                root = root / split
-                break
-        else:
-            raise FacecliError(f"{folder} must hold 'male/' and 'female/' folders (or a Task A 'val/' with them)")
+    root = gender_split_folder(folder, split)
     paths: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(GENDER_LABELS):
@@ -93,6 +88,27 @@ def scan_gender_folder(folder: str | os.PathLike[str]) -> tuple[list[Path], list
     if not paths:
         raise FacecliError(f"no images in {root}/male or {root}/female")
     return paths, labels
+
+
+def gender_split_folder(folder: str | os.PathLike[str], split: str | None = None) -> Path:
+    """The folder holding ``male/`` and ``female/`` that ``folder`` (and ``split``) point at."""
+    root = require_dir(folder)
+    if split is not None:
+        if split not in ("train", "val"):
+            raise FacecliError(f"split must be 'train' or 'val', not {split!r}")
+        if _has_gender_dirs(root / split):
+            return root / split
+        if _has_gender_dirs(root):
+            return root
+        raise FacecliError(f"{folder} has no {split}/ folder with male/ and female/")
+    if _has_gender_dirs(root):
+        return root
+    if _has_gender_dirs(root / "val"):
+        return root / "val"
+    if _has_gender_dirs(root / "train"):
+        raise FacecliError(f"{folder} has train/ but no val/: pass --split train to evaluate on train/ "
+                           "(a model's own training images say nothing about new people)")
+    raise FacecliError(f"{folder} must hold 'male/' and 'female/' folders (or a Task A 'val/' with them)")
 
 
 # ---------------------------------------------------------------- identity (Task B) layout
@@ -134,6 +150,31 @@ def resolve_identity_root(data: str | os.PathLike[str], split: str = "train") ->
     if split == "train" and is_identity_root(root) and not (root / "val").is_dir():
         return root
     return None
+
+
+def identity_split_folder(data: str | os.PathLike[str], split: str | None = None) -> Path:
+    """The identity root that ``data`` (and ``split``) point at, for evaluation.
+
+    ``DATA/val`` of a Task B folder, ``DATA/<split>`` when ``split`` is given, or ``DATA`` itself when it
+    holds identity folders. A Task B folder with ``train/`` but no ``val/`` is refused unless
+    ``split="train"`` says so.
+    """
+    root = require_dir(data, "data folder")
+    if split is not None:
+        if split not in ("train", "val"):
+            raise FacecliError(f"split must be 'train' or 'val', not {split!r}")
+        cand = root / split
+        if cand.is_dir() and is_identity_root(cand):
+            return cand
+        raise FacecliError(f"{data} has no {split}/ folder of identity folders")
+    cand = root / "val"
+    if cand.is_dir() and is_identity_root(cand):
+        return cand
+    train = root / "train"
+    if train.is_dir() and is_identity_root(train):
+        raise FacecliError(f"{data} has train/ but no val/: pass --split train to evaluate on train/ "
+                           "(a model's own training identities say nothing about new people)")
+    return root
 
 
 def scan_identity_folder(root: str | os.PathLike[str]) -> list[IdentityImage]:

@@ -32,7 +32,7 @@ from facecli.scan import DISTORTION_KINDS, resolve_identity_root, scan_identity_
 
 def split_identities(items, fraction: float = 0.2, seed: int = 0):
     """The held-out identities of training's identity-disjoint split (same function and seed)."""
-    from training.train_identity import split_by_identity
+    from facecli.training.train_identity import split_by_identity
 
     return split_by_identity(items, fraction, seed)
 

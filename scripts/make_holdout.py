@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 from facecli.scan import GENDER_LABELS, resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
-from training.train_gender import split_by_person
-from training.train_identity import split_by_identity
+from facecli.training.train_gender import split_by_person
+from facecli.training.train_identity import split_by_identity
 
 
 def link(src: Path, dst: Path) -> None:

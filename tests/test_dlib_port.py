@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.dlib_resnet import DlibResNet, _compact_int, _tensor_header, load_dlib_weights, normalise
+from facecli.training.dlib_resnet import DlibResNet, _compact_int, _tensor_header, load_dlib_weights, normalise
 
 
 def fake_dat(model: DlibResNet, rng: np.random.Generator) -> tuple[bytes, dict[str, np.ndarray]]:
@@ -63,7 +63,7 @@ def test_a_file_of_another_network_is_refused(tmp_path):
 
 def test_registry_entry_is_a_128d_embedder():
     from facecli.errors import FacecliError
-    from training.models import InferenceWrapper, create_model
+    from facecli.training.models import InferenceWrapper, create_model
 
     model = create_model("identity", "dlib_resnet", "none")
     x = torch.randn(2, 3, 150, 150)
@@ -80,7 +80,7 @@ def test_registry_entry_is_a_128d_embedder():
 
 def test_dlib_preprocessing_reproduces_dlibs_input_layer():
     from facecli.preprocess import to_tensor
-    from training.distill_identity import dlib_preprocessing
+    from facecli.training.distill_identity import dlib_preprocessing
 
     spec = dlib_preprocessing()
     chips_rgb = np.random.default_rng(1).integers(0, 256, (2, 150, 150, 3), dtype=np.uint8)
@@ -94,7 +94,7 @@ def test_dlib_preprocessing_reproduces_dlibs_input_layer():
 def test_port_equals_dlib_on_the_same_chips():
     from skimage import data
 
-    from training.dlib_resnet import dlib_reference_embeddings, pretrained_dlib_resnet
+    from facecli.training.dlib_resnet import dlib_reference_embeddings, pretrained_dlib_resnet
 
     rng = np.random.default_rng(0)
     face = np.ascontiguousarray(data.astronaut()[40:290, 110:360][::5, ::5])  # any 50x50 patch, upsampled
@@ -109,7 +109,7 @@ def test_open_set_threshold_accepts_at_most_the_asked_share():
     from pathlib import Path
 
     from facecli.scan import IdentityImage
-    from training.distill_identity import open_set_threshold
+    from facecli.training.distill_identity import open_set_threshold
 
     rng = np.random.default_rng(0)
     items, emb = [], []

@@ -34,7 +34,7 @@ def test_train_identity_run_folder(identity_model):
 
 def test_identity_split_is_disjoint_and_seeded(identity_data):
     from facecli.scan import scan_identity_folder
-    from training.train_identity import split_by_identity
+    from facecli.training.train_identity import split_by_identity
 
     items = scan_identity_folder(identity_data / "train")
     tr, va = split_by_identity(items, 0.3, seed=3)
@@ -203,7 +203,7 @@ def test_triplet_training_with_identity_batches(identity_data, tmp_path, cli):
 
 
 def test_identity_sampler_batches():
-    from training.samplers import IdentitySampler
+    from facecli.training.samplers import IdentitySampler
 
     labels = [0] * 5 + [1] * 2 + [2] * 9 + [3]
     batches = list(IdentitySampler(labels, identities_per_batch=2, images_per_identity=3, seed=0))

@@ -129,7 +129,7 @@ def test_gender_threshold_tuning():
 
 
 def test_losses_behave():
-    from training.losses import ArcFaceLoss, BatchHardTripletLoss, BinaryFocalLoss
+    from facecli.training.losses import ArcFaceLoss, BatchHardTripletLoss, BinaryFocalLoss
 
     torch.manual_seed(0)
     arc = ArcFaceLoss(8, 3)
@@ -146,7 +146,7 @@ def test_losses_behave():
 
 
 def test_hub_weights_fail_fast_offline(monkeypatch):
-    from training.models import create_backbone
+    from facecli.training.models import create_backbone
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t = time.time()
@@ -156,7 +156,7 @@ def test_hub_weights_fail_fast_offline(monkeypatch):
 
 
 def test_packaged_imagenet_weights_load():
-    from training.models import create_backbone
+    from facecli.training.models import create_backbone
 
     a = create_backbone("tf_efficientnet_lite0", "auto")
     b = create_backbone("tf_efficientnet_lite0", "none")
@@ -167,7 +167,7 @@ def test_packaged_imagenet_weights_load():
 def test_checkpoint_pretrained_loads_backbone(tmp_path):
     from safetensors.torch import save_file
 
-    from training.models import create_model
+    from facecli.training.models import create_model
 
     src = create_model("gender", "test_efficientnet", "none")
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "w.safetensors"))
@@ -234,8 +234,8 @@ def test_same_padding_folds_into_convs_with_identical_outputs(tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from training.export import constant_folded, fold_pads_into_convs, freeze_same_padding
-    from training.models import create_backbone
+    from facecli.training.export import constant_folded, fold_pads_into_convs, freeze_same_padding
+    from facecli.training.models import create_backbone
 
     net = create_backbone("tf_efficientnet_lite0", "none").eval()  # TF 'same' padding at stride 2
     assert freeze_same_padding(net, 64) == 5
@@ -258,7 +258,7 @@ def test_same_padding_folds_into_convs_with_identical_outputs(tmp_path):
 
 
 def test_sun_glare_washes_out_the_centre_not_the_corners():
-    from training.augment import SunGlare
+    from facecli.training.augment import SunGlare
 
     img = np.full((64, 64, 3), 40, np.uint8)
     out = SunGlare(centre_roi=(0.5, 0.3, 0.5, 0.3), radius=(0.5, 0.5), strength=(1.5, 1.5), falloff=(1, 1),
@@ -272,8 +272,8 @@ def test_sun_glare_washes_out_the_centre_not_the_corners():
 def test_init_from_run_loads_the_whole_embedder_and_class_means(tmp_path):
     from safetensors.torch import save_file
 
-    from training.models import create_model
-    from training.train_identity import class_means, init_from_run
+    from facecli.training.models import create_model
+    from facecli.training.train_identity import class_means, init_from_run
 
     src = create_model("identity", "test_efficientnet", "none", embedding_dim=8)
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "model.safetensors"))
@@ -292,9 +292,9 @@ def test_augmentation_repeats_with_the_same_seed_in_the_loader():
     from torch.utils.data import DataLoader
 
     from facecli.preprocess import Preprocessing
-    from training.augment import train_transform
-    from training.data import CropDataset
-    from training.loop import worker_init
+    from facecli.training.augment import train_transform
+    from facecli.training.data import CropDataset
+    from facecli.training.loop import worker_init
 
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 255, (12, 48, 48, 3), dtype=np.uint8)
@@ -335,7 +335,7 @@ def test_cross_photo_split_alternates_photos_by_name():
 def test_gender_split_never_puts_one_person_on_both_sides():
     from pathlib import Path
 
-    from training.train_gender import person_of, split_by_person
+    from facecli.training.train_gender import person_of, split_by_person
 
     rng = np.random.default_rng(0)
     paths, labels = [], []

@@ -7,7 +7,7 @@ down-scaled or sun-glared copy where the teacher puts the clean photo, and to ke
 were. The teacher already recognises people across photos (it was trained on millions of faces); the
 distillation keeps that and adds robustness to the degradations.
 
-    python -m training.distill_identity ../shared/data/FACECOM/Task_B --out runs/dlib_distill
+    python -m facecli.training.distill_identity ../shared/data/FACECOM/Task_B --out runs/dlib_distill
     facecli export identity runs/dlib_distill --out identity.onnx
 
 Split: identities are held out (seeded, ``--val-fraction``); model selection uses the cross-photo protocol
@@ -32,12 +32,12 @@ from rich.console import Console
 
 from facecli.preprocess import Preprocessing, to_tensor
 from facecli.scan import resolve_identity_root, scan_identity_folder
-from training.data import load_crops, predict_batches
-from training.dlib_resnet import CHIP_SIZE, DLIB_MEAN_RGB, DLIB_SCALE
-from training.loop import pick_device, seed_everything
-from training.models import create_model, read_state_dict
-from training.run_dir import WEIGHTS, save_weights, write_config, write_history
-from training.train_identity import split_by_identity, validation_scores
+from facecli.training.data import load_crops, predict_batches
+from facecli.training.dlib_resnet import CHIP_SIZE, DLIB_MEAN_RGB, DLIB_SCALE
+from facecli.training.loop import pick_device, seed_everything
+from facecli.training.models import create_model, read_state_dict
+from facecli.training.run_dir import WEIGHTS, save_weights, write_config, write_history
+from facecli.training.train_identity import split_by_identity, validation_scores
 
 
 @dataclass

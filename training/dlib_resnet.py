@@ -19,7 +19,7 @@ convolution by half its size only at stride 1 (none at stride 2), which this por
 upwards, and each layer's parameters are a tensor header (version 2, then the four dimensions as dlib's
 compact integers) followed by raw little-endian float32 values. Nothing is unpickled and no dlib code runs.
 :func:`dlib_reference_embeddings` (needs ``pip install dlib-bin``) runs dlib itself on the same chips for
-the parity check in the tests and in ``python -m training.dlib_resnet --check``.
+the parity check in the tests and in ``python -m facecli.training.dlib_resnet --check``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,12 @@ import numpy as np
 import torch
 
 from facecli.atomic import write_with
+from facecli.card import ModelCard
 from facecli.errors import FacecliError
 from facecli.preprocess import Preprocessing
 from facecli.runtime import METADATA_KEY
-from training.models import InferenceWrapper, create_model
-from training.run_dir import WEIGHTS, read_config
+from facecli.training.models import InferenceWrapper, create_model
+from facecli.training.run_dir import WEIGHTS, read_config
 
 
 def build_from_run(run_dir: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -139,23 +141,10 @@ def fold_pads_into_convs(proto: Any) -> int:
 
 
 def model_metadata(cfg: dict[str, Any]) -> dict[str, Any]:
-    """What travels inside the ONNX file: everything inference needs, and the validation metrics."""
-    meta = {
-        "format": 1,
-        "task": cfg["task"],
-        "backbone": cfg["backbone"],
-        "preprocessing": Preprocessing.from_dict(cfg["preprocessing"]).to_dict(),
-        "threshold": cfg.get("threshold"),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "metrics": {k: v for k, v in cfg.get("metrics", {}).items() if not isinstance(v, dict | list)},
-    }
-    if cfg["task"] == "gender":
-        meta["labels"] = cfg["labels"]
-        meta["output"] = "p_female"
-    else:
-        meta["embedding_dim"] = cfg["model_kwargs"].get("embedding_dim", 512)
-        meta["output"] = "l2_normalised_embedding"
-    return meta
+    """What travels inside the ONNX file: the run's model card (everything inference needs, and the
+    validation metrics), validated on the way."""
+    card = ModelCard.from_dict(cfg)
+    return replace(card, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")).to_dict()
 
 
 def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], task: str | None = None,

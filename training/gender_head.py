@@ -9,7 +9,8 @@ names; their gender is Task A's). The hold-out is grouped by person (``Cameron_D
 never straddle it) and stratified by label; the head is fitted on the training people, the threshold is
 tuned on the held-out people (maximum balanced accuracy, halfway between two scores).
 
-    python -m training.gender_head ../shared/data/FACECOM --backbone-weights runs/identity_distill/model.safetensors \\
+    python -m facecli.training.gender_head ../shared/data/FACECOM \\
+        --backbone-weights runs/identity_distill/model.safetensors \\
         --out runs/gender_face
     facecli export gender runs/gender_face --out gender.onnx
 """
@@ -27,11 +28,11 @@ from rich.console import Console
 
 from facecli.metrics import gender_metrics, tune_threshold
 from facecli.scan import GENDER_LABELS, resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
-from training.data import load_crops, predict_batches
-from training.distill_identity import dlib_preprocessing
-from training.models import create_model
-from training.run_dir import WEIGHTS, save_weights, write_config
-from training.train_gender import person_of, split_by_person
+from facecli.training.data import load_crops, predict_batches
+from facecli.training.distill_identity import dlib_preprocessing
+from facecli.training.models import create_model
+from facecli.training.run_dir import WEIGHTS, save_weights, write_config
+from facecli.training.train_gender import person_of, split_by_person
 
 
 def with_distorted_copies(paths: list[Path], labels: list[int], task_b: Path | None) -> tuple[list[Path], list[int]]:

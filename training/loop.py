@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from training.data import autocast
-from training.run_dir import WEIGHTS, save_weights
+from facecli.training.data import autocast
+from facecli.training.run_dir import WEIGHTS, save_weights
 
 
 @dataclass

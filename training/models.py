@@ -78,7 +78,7 @@ def _dlib_resnet(task: str, pretrained: str = "auto", embedding_dim: int = 128, 
     ``pretrained`` "auto" loads dlib's released weights (CC0) from the ``face-recognition-models`` package,
     a path loads a facecli checkpoint of the embedder, "none" starts from random weights.
     """
-    from training.dlib_resnet import DlibResNet, find_weights, load_dlib_weights
+    from facecli.training.dlib_resnet import DlibResNet, find_weights, load_dlib_weights
 
     if task == "gender":
         return DlibGender(_dlib_resnet("identity", pretrained))

@@ -10,7 +10,7 @@ PyTorch and writes ``mtcnn_pnet.onnx``, ``mtcnn_rnet.onnx``, ``mtcnn_onet.onnx``
 (:mod:`facecli.detect`) needs only ONNX Runtime.
 
     pip download --no-deps facenet-pytorch==2.6.0 -d /tmp/w
-    python -m training.mtcnn /tmp/w/facenet_pytorch-2.6.0-py3-none-any.whl --out models
+    python -m facecli.training.mtcnn /tmp/w/facenet_pytorch-2.6.0-py3-none-any.whl --out models
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ from facecli.errors import FacecliError
 from facecli.metrics import gender_metrics, tune_threshold
 from facecli.preprocess import Preprocessing, margin_for_crop
 from facecli.scan import GENDER_LABELS, resolve_gender_split, scan_gender_folder
-from training.augment import train_transform
-from training.data import CropDataset, load_crops, predict_batches
-from training.loop import FitConfig, fit, pick_device, seed_everything, worker_init
-from training.losses import BinaryFocalLoss, WeightedBCE
-from training.models import DEFAULT_BACKBONE, backbone_norm, create_model
-from training.run_dir import WEIGHTS, write_config, write_history
+from facecli.training.augment import train_transform
+from facecli.training.data import CropDataset, load_crops, predict_batches
+from facecli.training.loop import FitConfig, fit, pick_device, seed_everything, worker_init
+from facecli.training.losses import BinaryFocalLoss, WeightedBCE
+from facecli.training.models import DEFAULT_BACKBONE, backbone_norm, create_model
+from facecli.training.run_dir import WEIGHTS, write_config, write_history
 
 
 def person_of(path: Path) -> str:

@@ -17,13 +17,13 @@ from facecli.errors import FacecliError
 from facecli.preprocess import Preprocessing, margin_for_crop
 from facecli.protocols import run_protocol
 from facecli.scan import IdentityImage, resolve_identity_root, scan_identity_folder
-from training.augment import train_transform
-from training.data import CropDataset, load_crops, predict_batches
-from training.loop import FitConfig, fit, pick_device, seed_everything, worker_init
-from training.losses import ArcFaceLoss, BatchHardTripletLoss
-from training.models import DEFAULT_BACKBONE, backbone_norm, create_model
-from training.run_dir import WEIGHTS, write_config, write_history
-from training.samplers import IdentitySampler
+from facecli.training.augment import train_transform
+from facecli.training.data import CropDataset, load_crops, predict_batches
+from facecli.training.loop import FitConfig, fit, pick_device, seed_everything, worker_init
+from facecli.training.losses import ArcFaceLoss, BatchHardTripletLoss
+from facecli.training.models import DEFAULT_BACKBONE, backbone_norm, create_model
+from facecli.training.run_dir import WEIGHTS, write_config, write_history
+from facecli.training.samplers import IdentitySampler
 
 
 @dataclass
@@ -105,7 +105,7 @@ def init_from_run(path: Path, backbone: str, embedding_dim: int) -> torch.nn.Mod
 
     ``path`` is a run folder or its ``model.safetensors``; the backbone and embedding size must match.
     """
-    from training.models import read_state_dict
+    from facecli.training.models import read_state_dict
 
     path = Path(path)
     weights = path / WEIGHTS if path.is_dir() else path

@@ -1,0 +1,145 @@
+"""The model card record: what a facecli model is and how to use it, in one typed, validated place.
+
+In the spirit of timm's ``PretrainedCfg``: a :class:`ModelCard` travels with the weights. Training writes it
+into the run folder's ``config.json``, export writes it into the ONNX file's metadata (key ``facecli``),
+and inference reads it back through :func:`ModelCard.from_dict`, the one reader. Which match or
+classification threshold applies is decided by :func:`resolve_threshold`, nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from facecli.errors import FacecliError
+from facecli.preprocess import Preprocessing
+
+CARD_FORMAT = 1
+TASKS = ("gender", "identity")
+OUTPUTS = {"gender": "p_female", "identity": "l2_normalised_embedding"}
+GENDER_LABELS = ("male", "female")  # index = label: 0 = male, 1 = female (the positive class)
+BUILT_IN_THRESHOLD = 0.5  # used only when neither the caller, the gallery nor the model gives one
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything inference needs to know about a model, checked when it is made.
+
+    task: "gender" (outputs P(female)) or "identity" (outputs L2-normalised embeddings).
+    backbone: the registry name of the network (e.g. "dlib_resnet", "tf_efficientnet_lite0").
+    preprocessing: how an image becomes the model's input (size, normalisation, detection, alignment
+        template): :class:`facecli.preprocess.Preprocessing`.
+    threshold: the decision threshold tuned on validation data: P(female) for gender, cosine similarity
+        for identity; None when the model was never tuned (then :data:`BUILT_IN_THRESHOLD`).
+    threshold_source: where ``threshold`` came from, in words.
+    labels: gender class names, index = label (male, female).
+    embedding_dim: identity embedding size.
+    metrics: validation figures (flat name -> number or text), with the split and protocol they come from.
+    created: ISO time of export.
+    """
+
+    task: str
+    backbone: str
+    preprocessing: Preprocessing
+    threshold: float | None = None
+    threshold_source: str = "validation"
+    labels: tuple[str, ...] = GENDER_LABELS
+    embedding_dim: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+        if not isinstance(self.backbone, str) or not self.backbone:
+            raise ValueError("backbone must be a non-empty name")
+        if not isinstance(self.preprocessing, Preprocessing):
+            raise ValueError("preprocessing must be a Preprocessing record")
+        self.preprocessing.validate()
+        if self.threshold is not None:
+            t = float(self.threshold)
+            lo = 0.0 if self.task == "gender" else -1.0
+            if not (math.isfinite(t) and lo <= t <= 1.0):
+                raise ValueError(f"threshold must lie in [{lo:g}, 1], not {self.threshold}")
+        if self.task == "gender" and len(self.labels) != 2:
+            raise ValueError(f"a gender model needs two labels, not {list(self.labels)}")
+        if self.task == "identity" and self.embedding_dim is not None and int(self.embedding_dim) < 1:
+            raise ValueError(f"embedding_dim must be positive, not {self.embedding_dim}")
+
+    @property
+    def output(self) -> str:
+        """What the network outputs: "p_female" or "l2_normalised_embedding"."""
+        return OUTPUTS[self.task]
+
+    @property
+    def default_threshold(self) -> float:
+        """The model's tuned threshold, or :data:`BUILT_IN_THRESHOLD` when it has none."""
+        return BUILT_IN_THRESHOLD if self.threshold is None else float(self.threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written into run folders and ONNX metadata."""
+        d: dict[str, Any] = {
+            "format": CARD_FORMAT, "task": self.task, "backbone": self.backbone,
+            "preprocessing": self.preprocessing.to_dict(), "threshold": self.threshold,
+            "threshold_source": self.threshold_source, "output": self.output,
+            "metrics": dict(self.metrics), "created": self.created,
+        }
+        if self.task == "gender":
+            d["labels"] = list(self.labels)
+        else:
+            d["embedding_dim"] = self.embedding_dim
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
+        """Read a card from its JSON form (also the metadata of models exported before the card existed).
+
+        Raises ValueError when a field is missing or out of range.
+        """
+        if not isinstance(d, dict):
+            raise ValueError("a model card is a JSON object")
+        try:
+            task, backbone, pre = d["task"], d.get("backbone") or "unknown", d["preprocessing"]
+        except KeyError as exc:
+            raise ValueError(f"model card lacks {exc.args[0]!r}") from None
+        dim = d.get("embedding_dim")
+        if dim is None and task == "identity":
+            dim = (d.get("model_kwargs") or {}).get("embedding_dim")
+        metrics = {k: v for k, v in (d.get("metrics") or {}).items() if not isinstance(v, dict | list)}
+        return cls(task=task, backbone=str(backbone), preprocessing=Preprocessing.from_dict(pre),
+                   threshold=None if d.get("threshold") is None else float(d["threshold"]),
+                   threshold_source=str(d.get("threshold_source") or "validation"),
+                   labels=tuple(d.get("labels") or GENDER_LABELS), embedding_dim=None if dim is None else int(dim),
+                   metrics=metrics, created=str(d.get("created") or ""))
+
+
+def resolve_threshold(card: ModelCard, override: float | None = None, stored: float | None = None,
+                      stored_source: str = "gallery") -> tuple[float, str]:
+    """The threshold that applies, and where it came from, in this order of precedence:
+
+    1. ``override``: what the user passed (``--threshold``);
+    2. ``stored``: a threshold kept with the data being matched (a gallery's calibrated one);
+    3. the model card's validation-tuned threshold;
+    4. :data:`BUILT_IN_THRESHOLD` (0.5).
+
+    Raises FacecliError for an override outside the range the task's scores can take ([0, 1] for
+    P(female), [-1, 1] for cosine similarity) or not finite.
+    """
+    if override is not None:
+        t = float(override)
+        lo = 0.0 if card.task == "gender" else -1.0
+        if not (math.isfinite(t) and lo <= t <= 1.0):
+            raise FacecliError(f"threshold must lie in [{lo:g}, 1], not {override}")
+        return t, "given"
+    if stored is not None:
+        return float(stored), stored_source
+    if card.threshold is not None:
+        return float(card.threshold), f"model ({card.threshold_source})"
+    return BUILT_IN_THRESHOLD, "built-in default"
+
+
+def check_task(card: ModelCard, task: str, where: str = "model") -> None:
+    """Raise a one-line FacecliError when ``card`` is not a model for ``task``."""
+    if card.task != task:
+        raise FacecliError(f"{where} is a {card.task!r} model, not a {task!r} model")

@@ -1,0 +1,94 @@
+"""What each command reports in its summary table: rows of (name, value) computed from its results.
+
+The CLI only renders these rows (:func:`facecli.report.metric_table`); the API returns the same figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+Rows = list[tuple[str, Any]]
+
+
+def face_status_rows(ok: pd.DataFrame) -> Rows:
+    """Faces detected, faces placed by the fallback, and images with no face (when detection ran)."""
+    if "face_status" not in ok or not (ok["face_status"].isin(["detected", "fallback", "not_found"])).any():
+        return []
+    st = ok["face_status"]
+    return [("faces detected", int((st == "detected").sum())),
+            ("faces placed by the fallback (degraded image)", int((st == "fallback").sum())),
+            ("images with no face found (no label)", int(ok[st == "not_found"]["path"].nunique()))]
+
+
+def failed_inputs(table: pd.DataFrame) -> int:
+    """Rows whose input could not be read."""
+    return int((table["error"] != "").sum()) if "error" in table else 0
+
+
+def all_failed(table: pd.DataFrame) -> bool:
+    """True when there was input and every one of it failed: the command then exits with status 1."""
+    return len(table) > 0 and failed_inputs(table) == len(table)
+
+
+def classify_rows(df: pd.DataFrame, n_images: int, labels: tuple[str, ...] = ("male", "female")) -> Rows:
+    """Images, faces, counts per label, face status counts, and files that failed."""
+    ok = df[df["error"] == ""]
+    rows: Rows = [("images", n_images), ("rows (faces)", len(ok))]
+    rows += [(f"label {lab}", int((ok["label"] == lab).sum())) for lab in labels]
+    rows += face_status_rows(ok)
+    rows.append(("files that failed", failed_inputs(df)))
+    return rows
+
+
+def match_rows(table: pd.DataFrame, threshold: float, threshold_source: str) -> Rows:
+    """Probes, accepted, unknown, face status counts, files that failed, and the threshold used."""
+    ok = table[table["error"] == ""]
+    accepted = ok["accepted"].astype(bool) if "accepted" in ok else pd.Series([], dtype=bool)
+    return [("probes", len(table)), ("accepted", int(accepted.sum())), ("unknown", int((~accepted).sum())),
+            *face_status_rows(ok), ("files that failed", failed_inputs(table)),
+            ("threshold", threshold), ("threshold from", threshold_source)]
+
+
+def gallery_rows(report: Any, gallery: Any) -> Rows:
+    """What a gallery build or add put in, and what the gallery now holds."""
+    return [("identities added", report.identities), ("images embedded", report.images),
+            ("identities in gallery", len(gallery.identities)), ("files that failed", len(report.failures)),
+            ("identities skipped (no usable clean image)", len(report.skipped_identities)),
+            ("default threshold", gallery.threshold)]
+
+
+def gallery_info_rows(gallery: Any) -> Rows:
+    """What a gallery holds: identities, images, model, preprocessing, threshold, dates."""
+    meta = gallery.meta
+    counts = meta.get("image_counts", {})
+    model = meta.get("model", {})
+    return [("identities", len(gallery.identities)), ("vectors", len(gallery.rows)), ("images", sum(counts.values())),
+            ("one vector per image", bool(meta.get("per_image"))), ("dimension", gallery.dim),
+            ("index", meta.get("index")), ("threshold", gallery.threshold),
+            ("threshold source", meta.get("threshold_source")), ("model", model.get("path")),
+            ("model sha256", str(model.get("sha256"))[:16]), ("backbone", model.get("backbone")),
+            ("input size", model.get("preprocessing", {}).get("size")), ("created", meta.get("created")),
+            ("updated", meta.get("updated")), ("built from", meta.get("source"))]
+
+
+def gender_rows(m: dict[str, Any]) -> Rows:
+    """Gender metrics: accuracy, female precision/recall/F1, balanced accuracy, ROC AUC, threshold."""
+    return [("accuracy", m["accuracy"]), ("precision (female)", m["precision"]), ("recall (female)", m["recall"]),
+            ("F1 (female)", m["f1"]), ("balanced accuracy", m["balanced_accuracy"]), ("ROC AUC", m["roc_auc"]),
+            ("threshold", m["threshold"])]
+
+
+def gender_title(m: dict[str, Any], what: str) -> str:
+    return f"gender: {what} ({m['n']} images: {m['n_male']} male, {m['n_female']} female)"
+
+
+def open_set_note(m: dict[str, Any]) -> str:
+    """A sentence saying how to read a match report whose probes are (partly) not in the gallery."""
+    if m.get("probes_in_gallery") == 0:
+        return ("open-set test: no probe identity is in the gallery, so top-1 and macro-F1 do not apply; "
+                "FPIR is the share of probes wrongly accepted, and every rejection is correct.")
+    if m.get("probes_open_set"):
+        return f"{m['probes_open_set']} probes have identities not in the gallery (open set)."
+    return ""
