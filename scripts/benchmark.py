@@ -151,7 +151,7 @@ def main() -> None:
     if args.gallery_scale:
         gallery_scale(args.gallery_scale)
         return
-    facecli = [sys.executable, "-m", "facecli.cli"]
+    facecli = [sys.executable, "-m", "facecli"]
     rng = np.random.default_rng(0)
     if args.huge:
         with tempfile.TemporaryDirectory() as tmp:

@@ -50,7 +50,7 @@ def test_model_that_is_not_a_facecli_model(cli, tmp_path):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00\x01garbage" * 10)
     assert_one_line_error(cli("classify", tmp_path / "p", "--model", junk), "not an ONNX model")
-    assert_one_line_error(cli("classify", tmp_path / "p", "--model", tmp_path / "none.onnx"), "not found")
+    assert_one_line_error(cli("classify", tmp_path / "p", "--model", tmp_path / "none.onnx"), "does not exist")
 
 
 def test_model_for_the_other_task(cli, tmp_path, gender_model):
