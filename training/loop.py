@@ -56,10 +56,19 @@ def worker_init(worker_id: int) -> None:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU."""
+    """'auto' -> CUDA when torch sees a GPU, else the CPU; 'cuda' without a GPU and unknown names raise a
+    one-line FacecliError."""
+    from facecli.errors import FacecliError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise FacecliError(f"--device cuda: torch {torch.__version__} sees no CUDA GPU; use --device cpu or auto")
+        return torch.device("cuda")
+    raise FacecliError(f"device must be one of auto, cpu, cuda, not {name!r}")
 
 
 def fit(

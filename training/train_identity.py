@@ -2,43 +2,31 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.table import Table
-from torch.utils.data import DataLoader
 
+from facecli.card import ModelCard
 from facecli.errors import FacecliError
-from facecli.preprocess import Preprocessing, margin_for_crop
 from facecli.protocols import run_protocol
 from facecli.scan import IdentityImage, resolve_identity_root, scan_identity_folder
 from facecli.training.augment import train_transform
-from facecli.training.data import CropDataset, load_crops, predict_batches
-from facecli.training.loop import FitConfig, fit, pick_device, seed_everything, worker_init
+from facecli.training.data import CropDataset, predict_batches
 from facecli.training.losses import ArcFaceLoss, BatchHardTripletLoss
-from facecli.training.models import DEFAULT_BACKBONE, backbone_norm, create_model
-from facecli.training.run_dir import WEIGHTS, write_config, write_history
+from facecli.training.models import create_model
+from facecli.training.run_dir import WEIGHTS
 from facecli.training.samplers import IdentitySampler
+from facecli.training.skeleton import TrainOptions, load_split, make_loader, start_run, train_epochs, write_run
 
 
 @dataclass
-class IdentityTrainOptions:
+class IdentityTrainOptions(TrainOptions):
     """Options of ``facecli train identity`` (see the CLI help for each)."""
 
-    data: Path
-    out: Path
-    backbone: str = DEFAULT_BACKBONE
-    pretrained: str = "auto"
-    size: int = 112
-    crop: float = 0.8
-    detect: str = "none"
-    align: str = "none"  # landmark template (facecli.align.TEMPLATES) or none; implies detect=auto
-    zoom: float = 1.0  # with align: > 1 shows more context around the face
     embedding_dim: int = 512
     loss: str = "arcface"  # arcface | triplet
     margin: float = 0.3
@@ -46,15 +34,8 @@ class IdentityTrainOptions:
     epochs: int = 20
     batch_size: int = 128
     identities_per_batch: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.05
     patience: int = 6
-    val_fraction: float = 0.2
-    seed: int = 0
     degrade_p: float = 0.5
-    workers: int = 2
-    device: str = "auto"
-    limit: int = 0  # use at most this many training identities (quick trials); 0 = all
     init: Path | None = None  # a previous identity run (folder or weights file) to fine-tune from
     strong_glare: bool = False  # add SunGlare (FACECOM-like wash-out) to the sun-glare degradations
 
@@ -133,14 +114,9 @@ def class_means(emb: np.ndarray, labels: list[int], n_classes: int) -> np.ndarra
     return centres
 
 
-def train_identity(opt: IdentityTrainOptions, console: Console | None = None) -> dict[str, Any]:
-    """Train an embedder with ArcFace (default) or batch-hard triplet loss on clean + distorted images.
-
-    The best epoch is the one with the highest ``val_score``: the mean of FACECOM top-1, FACECOM macro-F1
-    and cross-photo top-1 on the held-out identities. Returns the run config.
-    """
-    console = console or Console()
-    seed_everything(opt.seed)
+def identity_split(opt: IdentityTrainOptions) -> tuple[list[IdentityImage], list[IdentityImage], str, Path]:
+    """Training and validation images: DATA/val when given, else an identity-disjoint hold-out.
+    Returns (train items, val items, how the split was made, train root)."""
     train_root = resolve_identity_root(opt.data, "train")
     if train_root is None:
         raise FacecliError(f"{opt.data} is not a Task B folder (expected DATA/train/<identity>/ or <identity>/ folders)")
@@ -156,95 +132,71 @@ def train_identity(opt: IdentityTrainOptions, console: Console | None = None) ->
     if opt.limit:
         keep = set(sorted({it.identity for it in tr_items})[: opt.limit])
         tr_items = [it for it in tr_items if it.identity in keep]
-    classes = sorted({it.identity for it in tr_items})
-    if len(classes) < 2:
+    if len({it.identity for it in tr_items}) < 2:
         raise FacecliError("need at least 2 training identities")
+    return tr_items, va_items, split_note, train_root
 
-    mean, std = backbone_norm(opt.backbone)
-    spec = Preprocessing(size=opt.size, mean=mean, std=std, crop=opt.crop,
-                         detect="auto" if opt.align != "none" else opt.detect,
-                         face_margin=margin_for_crop(opt.crop), template=opt.align, zoom=opt.zoom)
-    opt.out.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]identity[/] {len(classes)} train identities ({len(tr_items)} images) / "
+
+def train_identity(opt: IdentityTrainOptions, console: Console | None = None) -> dict[str, Any]:
+    """Train an embedder with ArcFace (default) or batch-hard triplet loss on clean + distorted images.
+
+    The best epoch is the one with the highest ``val_score``: the mean of FACECOM top-1, FACECOM macro-F1
+    and cross-photo top-1 on the held-out identities. Returns the run config (model card and run record).
+    """
+    console = console or Console()
+    tr_items, va_items, split_note, train_root = identity_split(opt)
+    classes = sorted({it.identity for it in tr_items})
+    run = start_run(opt, "identity", console)
+    spec = run.spec
+    console.print(f"{len(classes)} train identities ({len(tr_items)} images) / "
                   f"{len({it.identity for it in va_items})} val identities ({len(va_items)} images) ({split_note})")
-    t0 = time.time()
-    train_x, keep_i, fails = load_crops([it.path for it in tr_items], spec)
+    train_x, keep_i, val_x, vkeep, unreadable = load_split(run, [it.path for it in tr_items],
+                                                           [it.path for it in va_items], console)
     cls_of = {c: i for i, c in enumerate(classes)}
     train_y = [cls_of[tr_items[i].identity] for i in keep_i]
-    val_x, vkeep, vfails = load_crops([it.path for it in va_items], spec)
     va_items = [va_items[i] for i in vkeep]
-    console.print(f"decoded and cropped in {time.time() - t0:.1f}s; unreadable: {len(fails) + len(vfails)}")
 
     ds = CropDataset(train_x, train_y, spec, train_transform(opt.size, degrade_p=opt.degrade_p,
-                                                                 strong_glare=opt.strong_glare, seed=opt.seed))
-    gen = torch.Generator().manual_seed(opt.seed)
+                                                             strong_glare=opt.strong_glare, seed=opt.seed))
     if opt.loss == "triplet":
         k = max(2, opt.batch_size // opt.identities_per_batch)
-        sampler = IdentitySampler(train_y, opt.identities_per_batch, k, seed=opt.seed)
-        loader = DataLoader(ds, batch_sampler=sampler, num_workers=opt.workers, worker_init_fn=worker_init,
-                            persistent_workers=opt.workers > 0, generator=gen)
+        loader = make_loader(ds, opt, batch_sampler=IdentitySampler(train_y, opt.identities_per_batch, k,
+                                                                    seed=opt.seed))
         criterion: torch.nn.Module = BatchHardTripletLoss(opt.margin)
     else:
-        loader = DataLoader(ds, batch_size=opt.batch_size, shuffle=True, num_workers=opt.workers,
-                            drop_last=len(ds) > opt.batch_size, worker_init_fn=worker_init,
-                            persistent_workers=opt.workers > 0, generator=gen)
+        loader = make_loader(ds, opt)
         criterion = ArcFaceLoss(opt.embedding_dim, len(classes), scale=opt.scale, margin=opt.margin)
-    device = pick_device(opt.device)
     if opt.init is not None:
-        model = init_from_run(opt.init, opt.backbone, opt.embedding_dim).to(device)
+        model = init_from_run(opt.init, opt.backbone, opt.embedding_dim).to(run.device)
         if isinstance(criterion, ArcFaceLoss):
-            centres = class_means(predict_batches(model, train_x, spec, device), train_y, len(classes))
+            centres = class_means(predict_batches(model, train_x, spec, run.device), train_y, len(classes))
             criterion.weight.data.copy_(torch.from_numpy(centres))
         console.print(f"fine-tuning from {opt.init}")
     else:
         model = create_model("identity", opt.backbone, opt.pretrained, embedding_dim=opt.embedding_dim)
 
-    state: dict[str, np.ndarray] = {}
+    embs: list[np.ndarray] = []
 
     def evaluate() -> dict[str, float]:
-        state["emb"] = predict_batches(model, val_x, spec, device)
-        return validation_scores(va_items, state["emb"])
+        embs.append(predict_batches(model, val_x, spec, run.device))
+        return validation_scores(va_items, embs[-1])
 
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {}
+    def describe(r: dict[str, Any]) -> str:
+        return (f"FACECOM top-1 {r.get('val_facecom_top1', 0):.4f}  F1 {r.get('val_facecom_macro_f1', 0):.4f}  "
+                f"cross-photo top-1 {r.get('val_cross_photo_top1', float('nan')):.4f}")
 
-    def on_epoch(epoch: int, r: dict[str, Any]) -> None:
-        history.append(r)
-        if r["best"]:
-            best.update(r)
-            state["best_emb"] = state["emb"]
-        console.print(f"epoch {epoch}: loss {r['train_loss']:.4f}  FACECOM top-1 {r.get('val_facecom_top1', 0):.4f} "
-                      f"F1 {r.get('val_facecom_macro_f1', 0):.4f}  cross-photo top-1 "
-                      f"{r.get('val_cross_photo_top1', float('nan')):.4f}  {r['train_images_per_s']:.0f} img/s"
-                      f"  {'*' if r['best'] else ''}")
-        write_history(opt.out, history, ["val_facecom_top1", "val_facecom_macro_f1", "val_cross_photo_top1"])
-
-    fc = FitConfig(epochs=opt.epochs, lr=opt.lr, weight_decay=opt.weight_decay, patience=opt.patience,
-                   restart_epochs=max(1, opt.epochs), seed=opt.seed)
-    _, best_epoch = fit(model, criterion, loader, evaluate, "val_score", fc, opt.out, device, console, on_epoch)
-    table = Table("epoch", "loss", "FACECOM top-1", "FACECOM F1", "cross-photo top-1", "best",
-                  title="identity training")
-    for r in history:
-        table.add_row(str(r["epoch"]), f"{r['train_loss']:.4f}", f"{r.get('val_facecom_top1', 0):.4f}",
-                      f"{r.get('val_facecom_macro_f1', 0):.4f}", f"{r.get('val_cross_photo_top1', float('nan')):.4f}",
-                      "*" if r["best"] else "")
-    console.print(table)
-    config = {
-        "task": "identity",
-        "backbone": opt.backbone,
-        "model_kwargs": {"embedding_dim": opt.embedding_dim},
-        "preprocessing": spec.to_dict(),
-        "threshold": tuned_threshold(va_items, state["best_emb"]),
-        "threshold_rule": "false accept rate 1e-3 on the validation FACECOM-protocol pairs",
-        "best_epoch": best_epoch,
-        "weights": WEIGHTS,
-        "metrics": {"split": "validation", "protocol": split_note,
-                    **{k: v for k, v in best.items() if k.startswith("val_")}},
-        "data": {"train_root": str(train_root), "train_identities": len(classes), "train_images": len(train_y),
-                 "val_identities": len({it.identity for it in va_items}), "val_images": len(va_items),
-                 "unreadable": len(fails) + len(vfails), "split": split_note},
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opt).items()},
-        "train_time_s": round(time.time() - t0, 1),
-    }
-    write_config(opt.out, config)
-    return config
+    history, best_epoch = train_epochs(model, criterion, loader, evaluate, "val_score", opt, run, console, describe,
+                                       ["val_facecom_top1", "val_facecom_macro_f1", "val_cross_photo_top1"],
+                                       opt.epochs)
+    best = history[best_epoch - 1]
+    card = ModelCard(task="identity", backbone=opt.backbone, preprocessing=spec,
+                     threshold=tuned_threshold(va_items, embs[best_epoch - 1]),
+                     threshold_source="false accept rate 1e-3 on the validation FACECOM-protocol pairs",
+                     embedding_dim=opt.embedding_dim,
+                     metrics={"split": "validation", "protocol": split_note,
+                              **{k: v for k, v in best.items() if k.startswith("val_")}})
+    data = {"train_root": str(train_root), "train_identities": len(classes), "train_images": len(train_y),
+            "val_identities": len({it.identity for it in va_items}), "val_images": len(va_items),
+            "unreadable": unreadable, "split": split_note}
+    return write_run(opt, run, card, best_epoch=best_epoch, data=data,
+                     model_kwargs={"embedding_dim": opt.embedding_dim})

@@ -3,7 +3,7 @@ and the lines every command prints (model used, device, where it wrote)."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -123,8 +123,12 @@ def exit_if_all_failed(table, out: Path) -> None:
 
 def require_training_stack() -> None:
     """One line saying what to install when the training extra is missing."""
-    missing = [m for m in ("torch", "timm", "albumentations", "onnx", "safetensors")
-               if importlib.util.find_spec(m) is None]
+    missing = []
+    for name in ("torch", "timm", "albumentations", "onnx", "safetensors"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise FacecliError(f"training and export need the train extra ({', '.join(missing)} missing): "
                            "pip install 'facecli[train]'")
