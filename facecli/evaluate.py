@@ -16,7 +16,7 @@ from facecli.metrics import gender_metrics
 from facecli.pipeline import run_model
 from facecli.report import gender_plots
 from facecli.runtime import OnnxModel
-from facecli.scan import GENDER_LABELS, scan_gender_folder
+from facecli.scan import GENDER_LABELS, gender_split_folder, scan_gender_folder
 
 
 def evaluate_gender(
@@ -40,7 +40,8 @@ def evaluate_gender(
     """
     import pandas as pd
 
-    paths, labels = scan_gender_folder(data, split)
+    root = gender_split_folder(data, split)
+    paths, labels = scan_gender_folder(root)
     if on_total:
         on_total(len(paths))
     thr, _ = resolve_threshold(model.card, threshold)
@@ -53,7 +54,7 @@ def evaluate_gender(
     ok = ~np.isnan(p)
     y = np.asarray(labels)
     df = pd.DataFrame({
-        "path": [rel(q, Path(data)) for q in paths],
+        "path": [rel(q, root) for q in paths],
         "true": [GENDER_LABELS[v] for v in y],
         "predicted": [GENDER_LABELS[int(v >= thr)] if k else "" for v, k in zip(p, ok, strict=True)],
         "p_female": p,
@@ -64,7 +65,7 @@ def evaluate_gender(
     write_with(out_dir / "predictions.csv", lambda tmp: df.to_csv(tmp, index=False))
     m = gender_metrics(y[ok], p[ok], thr)
     m["failed"] = int((~ok).sum())
-    m["data"] = str(data)
+    m["data"] = str(root)
     m["model"] = str(model.path)
     write_json(out_dir / "metrics.json", m)
     gender_plots(y[ok], p[ok], thr, out_dir)

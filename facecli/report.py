@@ -168,4 +168,4 @@ def print_identity_report(con: Console, result, title: str) -> None:
 
 def console() -> Console:
     """The console all commands print to (stderr, so CSV on stdout stays clean)."""
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # long paths stay on one line (tables still fit the width)

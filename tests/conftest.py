@@ -10,6 +10,7 @@ import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ["COLUMNS"] = "200"  # help texts and tables render unwrapped, so tests can find phrases in them
 
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -51,6 +51,7 @@ def evaluate_gender_cmd(
                               batch_size=batch_size, on_total=on_total, on_progress=on_progress)
     metrics = res["metrics"]
     print_rows(gender_title(metrics, f"{metrics['data']} with {m.path.name}"), gender_rows(metrics))
+    console().print(f"scored {metrics['data']}")
     cm = metrics["confusion_matrix"]
     c = console()
     c.print(f"confusion matrix (rows true, cols predicted) male: {cm[0]}  female: {cm[1]}")
