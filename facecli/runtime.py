@@ -147,6 +147,17 @@ def choose_providers(device: str = "auto") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def gpu_hint() -> str:
+    """A sentence for users whose machine has an NVIDIA GPU that ONNX Runtime cannot use, else ""."""
+    if not _cuda_device_present():
+        return ""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return ""
+    return f"this machine has an NVIDIA GPU but this ONNX Runtime cannot use it; to run on it: {GPU_FIX}"
+
+
 _PRELOADED = False
 
 

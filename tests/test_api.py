@@ -138,3 +138,22 @@ def test_train_without_the_extra_says_what_to_install(tmp_path, gender_data):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "facecli[train]" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_readme_api_example_runs(tmp_path, monkeypatch):
+    """The README's Python example, as written, on a real face photo and small generated Task B folders."""
+    import re
+    from pathlib import Path
+
+    from skimage import data
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"## Python API.*?```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "photo.jpg", data.astronaut()[:, :, ::-1])
+    make_identity_root(tmp_path / "Task_B" / "train", ["ann", "bob", "cid"], {"ann": 2}, seed=5)
+    make_identity_root(tmp_path / "Task_B" / "val", ["ann", "bob"], {}, seed=5)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the project's own README
+    assert len(scope["faces"]) == 1 and scope["vectors"].shape == (2, 128)
+    assert (tmp_path / "gallery" / "gallery.json").is_file() and len(scope["run"].table) == 14

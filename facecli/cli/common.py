@@ -101,8 +101,13 @@ def load(model: Path | None, task: str, device: Device):
     """Load the model and say which file (shipped or not) runs on which device."""
     from facecli.api import load_model
 
+    from facecli.runtime import gpu_hint
+
     m = load_model(model, task, device=device.value)
     console().print(f"model: {m.describe()}")
+    hint = gpu_hint() if m.device == "cpu" and device is not Device.cpu else ""
+    if hint:
+        console().print(f"note: {hint}")
     return m
 
 
