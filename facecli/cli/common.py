@@ -100,7 +100,6 @@ def progress_callbacks(what: str):
 def load(model: Path | None, task: str, device: Device):
     """Load the model and say which file (shipped or not) runs on which device."""
     from facecli.api import load_model
-
     from facecli.runtime import gpu_hint
 
     m = load_model(model, task, device=device.value)
