@@ -25,10 +25,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
@@ -36,6 +35,9 @@ from facecli.pipeline import ImageInput, load_input
 from facecli.runtime import DEVICES, OnnxModel
 from facecli.runtime import load_model as _load_model
 from facecli.validate import check_choice, check_detect, check_float, check_int
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Images = ImageInput | Sequence[ImageInput]
 ModelArg = OnnxModel | str | os.PathLike | None

@@ -73,7 +73,6 @@ ProbesOpt = Annotated[Probes, typer.Option("--probes", help="Identity layout: wh
                                                             "(distortion/), clean or all.")]
 SplitOpt = Annotated[Split | None, typer.Option(help="Which split of a Task folder to use. Default: val/; a folder "
                                                      "with train/ but no val/ needs --split train, on purpose.")]
-DataDir = typer.Argument(exists=True, file_okay=False)
 
 
 def console():
