@@ -135,7 +135,7 @@ def resolve_threshold(card: ModelCard, override: float | None = None, stored: fl
     if stored is not None:
         return float(stored), stored_source
     if card.threshold is not None:
-        return float(card.threshold), f"model ({card.threshold_source})"
+        return float(card.threshold), f"model: {card.threshold_source}"
     return BUILT_IN_THRESHOLD, "built-in default"
 
 
