@@ -15,7 +15,8 @@ rng = np.random.default_rng(0)
 for i in range(20):
     Image.fromarray(rng.integers(0, 255, (250, 250, 3), dtype=np.uint8)).save(out / f"p{i:02d}.jpg")
 PY
-variants=("${@:-inference train}")
+
+variants=("$@")
 [ $# -eq 0 ] && variants=(inference train)
 for v in "${variants[@]}"; do
   venv="$work/venv-$v"
@@ -24,7 +25,7 @@ for v in "${variants[@]}"; do
   case "$v" in
     inference) spec="."; after=("$venv/bin/facecli" classify "$work/photos" --out "$work/results.csv") ;;
     train) spec=".[train]"; after=("$venv/bin/facecli" train gender --help) ;;
-    test) spec=".[test]"; after=(bash -c "cd '$work/src' && '$venv/bin/python' -m pytest -q -p no:cacheprovider") ;;
+    test) spec=".[test]"; after=(bash -c "cd '$work/src' && '$venv/bin/python' -m pytest -p no:cacheprovider") ;;
     gpu) spec=".[gpu]"; after=("$venv/bin/python" -c "import onnxruntime as o; print(o.get_available_providers())") ;;
     *) echo "unknown variant $v"; continue ;;
   esac
