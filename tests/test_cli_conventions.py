@@ -126,3 +126,15 @@ def test_commands_say_which_model_device_and_output(cli, tmp_path, photos, gende
 def test_an_image_given_as_folder_argument_is_refused(cli, tmp_path):
     f = write(tmp_path / "a.jpg", np.zeros((8, 8, 3), np.uint8))
     assert_one_line_error(cli("classify", f), "is a file")
+
+
+def test_evaluate_identity_refuses_train_only_folder_unless_told(cli, tmp_path, identity_data, identity_model):
+    import shutil
+
+    data = tmp_path / "taskB"
+    shutil.copytree(identity_data / "train", data / "train")
+    assert_one_line_error(cli("evaluate", "identity", data, "--model", identity_model[1], "--out", tmp_path / "ev"),
+                          "no val/", "--split train")
+    r = cli("evaluate", "identity", data, "--model", identity_model[1], "--out", tmp_path / "ev", "--split", "train")
+    assert r.code == 0, r.err
+    assert (tmp_path / "ev" / "facecom_metrics.json").is_file()
