@@ -157,3 +157,28 @@ def test_the_readme_api_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the project's own README
     assert len(scope["faces"]) == 1 and scope["vectors"].shape == (2, 128)
     assert (tmp_path / "gallery" / "gallery.json").is_file() and len(scope["run"].table) == 14
+
+
+def test_cuda_provider_choice_preloads_and_explains(monkeypatch):
+    """Without a GPU here, the CUDA branch is driven by faking ONNX Runtime's providers and the device node."""
+    import onnxruntime as ort
+
+    from facecli import runtime
+
+    called = []
+    monkeypatch.setattr(runtime, "_PRELOADED", False)
+    monkeypatch.setattr(ort, "preload_dlls", lambda *a, **k: called.append(1), raising=False)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(runtime, "_cuda_device_present", lambda: True)
+    assert runtime.choose_providers("auto")[0] == "CUDAExecutionProvider" and called == [1]
+    assert runtime.choose_providers("cpu") == ["CPUExecutionProvider"]
+    assert runtime.gpu_hint() == ""
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert "onnxruntime-gpu[cuda,cudnn]" in runtime.gpu_hint()  # a GPU the runtime cannot use: say how
+    assert runtime.choose_providers("auto") == ["CPUExecutionProvider"]
+    with pytest.raises(FacecliError, match="onnxruntime-gpu"):
+        runtime.choose_providers("cuda")
+    monkeypatch.setattr(runtime, "_cuda_device_present", lambda: False)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(FacecliError, match="no CUDA GPU"):
+        runtime.choose_providers("cuda")
