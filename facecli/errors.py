@@ -8,3 +8,7 @@ class FacecliError(Exception):
 
     The CLI prints ``error: <message>`` on one line and exits with status 2; no traceback.
     """
+
+
+class AllInputsFailed(FacecliError):
+    """Every input of a batch failed to be read; the CLI prints the message and exits with status 1."""

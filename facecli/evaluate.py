@@ -11,7 +11,7 @@ import numpy as np
 from facecli.atomic import write_json, write_with
 from facecli.card import resolve_threshold
 from facecli.classify import rel
-from facecli.errors import FacecliError
+from facecli.errors import AllInputsFailed, FacecliError
 from facecli.metrics import gender_metrics
 from facecli.pipeline import run_model
 from facecli.report import gender_plots
@@ -63,6 +63,9 @@ def evaluate_gender(
     })
     out_dir.mkdir(parents=True, exist_ok=True)
     write_with(out_dir / "predictions.csv", lambda tmp: df.to_csv(tmp, index=False))
+    if not ok.any():
+        raise AllInputsFailed(f"every one of the {len(paths)} images under {root} failed to be read; "
+                              f"see the error column of {out_dir / 'predictions.csv'}")
     m = gender_metrics(y[ok], p[ok], thr)
     m["failed"] = int((~ok).sum())
     m["data"] = str(root)
@@ -102,6 +105,9 @@ def evaluate_identity(
     emb = embed_images(model, [it.path for it in items], batch_size=batch_size, detect=detect,
                        on_progress=on_progress)
     thr, _ = resolve_threshold(model.card, threshold)
+    if not emb.ok.any():
+        raise AllInputsFailed(f"every one of the {len(items)} images under {root} failed to be read "
+                              f"(first: {next(iter(emb.failures.values()), '')})")
     results = {}
     for name in ("facecom", "cross_photo", "clean_cross_photo"):
         got = run_protocol(items, emb.vectors, emb.ok, name, thr)

@@ -138,3 +138,13 @@ def test_evaluate_identity_refuses_train_only_folder_unless_told(cli, tmp_path, 
     r = cli("evaluate", "identity", data, "--model", identity_model[1], "--out", tmp_path / "ev", "--split", "train")
     assert r.code == 0, r.err
     assert (tmp_path / "ev" / "facecom_metrics.json").is_file()
+
+
+def test_evaluate_exits_one_when_every_image_failed(cli, tmp_path, gender_model):
+    for name in ("male", "female"):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        (tmp_path / "d" / name / "x.jpg").write_bytes(b"not an image")
+    r = cli("evaluate", "gender", tmp_path / "d", "--model", gender_model[1], "--out", tmp_path / "ev")
+    assert r.code == 1 and "Traceback" not in r.err
+    assert r.err.strip().splitlines()[-1].startswith("error: every one of the 2 images")
+    assert (tmp_path / "ev" / "predictions.csv").read_text().count("not a decodable image") == 2

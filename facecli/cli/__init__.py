@@ -17,7 +17,7 @@ from facecli.cli import gallery as _gallery
 from facecli.cli import train as _train
 from facecli.cli.classify import classify_cmd
 from facecli.cli.match import calibrate_cmd, match_cmd
-from facecli.errors import FacecliError
+from facecli.errors import AllInputsFailed, FacecliError
 
 app = typer.Typer(
     help="Gender classification and distortion-robust face recognition: train, export, gallery, match, classify.",
@@ -75,6 +75,9 @@ def main() -> None:
     usage_errors, aborts = _click_errors()
     try:
         rv = app(standalone_mode=False)
+    except AllInputsFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     except FacecliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
