@@ -17,7 +17,6 @@ import torch
 from facecli.atomic import write_with
 from facecli.card import ModelCard
 from facecli.errors import FacecliError
-from facecli.preprocess import Preprocessing
 from facecli.runtime import METADATA_KEY
 from facecli.training.models import InferenceWrapper, create_model
 from facecli.training.run_dir import WEIGHTS, read_config
@@ -158,10 +157,14 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], tas
     import onnxruntime as ort
 
     model, cfg = build_from_run(run_dir)
-    if task is not None and cfg["task"] != task:
-        raise FacecliError(f"{run_dir} holds a {cfg['task']!r} model, not a {task!r} model")
-    spec = Preprocessing.from_dict(cfg["preprocessing"])
-    reference = InferenceWrapper(model, cfg["task"]).eval()
+    try:
+        card = ModelCard.from_dict(cfg)  # the run's model card, validated before anything is exported
+    except ValueError as exc:
+        raise FacecliError(f"{run_dir}: broken model card in config.json ({exc})") from None
+    if task is not None and card.task != task:
+        raise FacecliError(f"{run_dir} holds a {card.task!r} model, not a {task!r} model")
+    spec = card.preprocessing
+    reference = InferenceWrapper(model, card.task).eval()
     wrapper = copy.deepcopy(reference)
     freeze_same_padding(wrapper, spec.size)
     dummy = torch.randn(2, 3, spec.size, spec.size)
@@ -184,7 +187,7 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], tas
     del proto.metadata_props[:]  # only ours
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    proto.doc_string = f"facecli {cfg['task']} model ({cfg['backbone']})"
+    proto.doc_string = f"facecli {card.task} model ({card.backbone})"
     data = proto.SerializeToString()
 
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
@@ -201,4 +204,4 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], tas
     if worst > atol:
         raise FacecliError(f"ONNX export differs from PyTorch: max abs diff {worst:.2e} > {atol:.0e}; not written")
     write_with(out, lambda tmp: tmp.write_bytes(data))
-    return {"out": str(out), "max_abs_diff": worst, "task": cfg["task"], "bytes": len(data), "metadata": meta}
+    return {"out": str(out), "max_abs_diff": worst, "task": card.task, "bytes": len(data), "metadata": meta}
