@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facecli.card import check_task
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
 from facecli.pipeline import ImageInput, load_input
@@ -100,8 +101,7 @@ def detect_faces(image: ImageInput, *, largest_only: bool = False) -> list[Any]:
 def _model(model: ModelArg, task: str, device: str) -> OnnxModel:
     check_choice("device", device, DEVICES)
     if isinstance(model, OnnxModel):
-        if model.task != task:
-            raise FacecliError(f"{model.path} is a {model.task!r} model, not a {task!r} model")
+        check_task(model.card, task, str(model.path))
         return model
     return _load_model(model, task, device)
 

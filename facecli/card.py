@@ -14,12 +14,19 @@ from typing import Any
 
 from facecli.errors import FacecliError
 from facecli.preprocess import Preprocessing
+from facecli.scan import GENDER_LABELS
 
 CARD_FORMAT = 1
 TASKS = ("gender", "identity")
 OUTPUTS = {"gender": "p_female", "identity": "l2_normalised_embedding"}
-GENDER_LABELS = ("male", "female")  # index = label: 0 = male, 1 = female (the positive class)
 BUILT_IN_THRESHOLD = 0.5  # used only when neither the caller, the gallery nor the model gives one
+LOWEST_SCORE = {"gender": 0.0, "identity": -1.0}  # P(female) lies in [0, 1], cosine similarity in [-1, 1]
+
+
+def in_score_range(task: str, value: float) -> bool:
+    """True when ``value`` is a finite score the task's model can output (a usable threshold)."""
+    t = float(value)
+    return math.isfinite(t) and LOWEST_SCORE[task] <= t <= 1.0
 
 
 @dataclass(frozen=True)
@@ -57,11 +64,8 @@ class ModelCard:
         if not isinstance(self.preprocessing, Preprocessing):
             raise ValueError("preprocessing must be a Preprocessing record")
         self.preprocessing.validate()
-        if self.threshold is not None:
-            t = float(self.threshold)
-            lo = 0.0 if self.task == "gender" else -1.0
-            if not (math.isfinite(t) and lo <= t <= 1.0):
-                raise ValueError(f"threshold must lie in [{lo:g}, 1], not {self.threshold}")
+        if self.threshold is not None and not in_score_range(self.task, self.threshold):
+            raise ValueError(f"threshold must lie in [{LOWEST_SCORE[self.task]:g}, 1], not {self.threshold}")
         if self.task == "gender" and len(self.labels) != 2:
             raise ValueError(f"a gender model needs two labels, not {list(self.labels)}")
         if self.task == "identity" and self.embedding_dim is not None and int(self.embedding_dim) < 1:
@@ -127,11 +131,9 @@ def resolve_threshold(card: ModelCard, override: float | None = None, stored: fl
     P(female), [-1, 1] for cosine similarity) or not finite.
     """
     if override is not None:
-        t = float(override)
-        lo = 0.0 if card.task == "gender" else -1.0
-        if not (math.isfinite(t) and lo <= t <= 1.0):
-            raise FacecliError(f"threshold must lie in [{lo:g}, 1], not {override}")
-        return t, "given"
+        if not in_score_range(card.task, override):
+            raise FacecliError(f"threshold must lie in [{LOWEST_SCORE[card.task]:g}, 1], not {override}")
+        return float(override), "given"
     if stored is not None:
         return float(stored), stored_source
     if card.threshold is not None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facecli.card import resolve_threshold
+from facecli.card import check_task, resolve_threshold
 from facecli.classify import input_name, rel
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery, build_templates
@@ -35,8 +35,7 @@ class Embedded:
 def embed_images(model: OnnxModel, paths: Sequence[ImageInput], *, batch_size: int = 64, detect: str | None = None,
                  on_progress: Progress = None) -> Embedded:
     """L2-normalised embeddings of ``paths`` (largest face when detecting), in input order."""
-    if model.task != "identity":
-        raise FacecliError(f"{model.path} is a {model.task} model; an identity (embedding) model is needed")
+    check_task(model.card, "identity", str(model.path))
     res = run_model(model, paths, batch_size=batch_size, detect=detect, on_progress=on_progress)
     dim = int(model.card.embedding_dim or (res.outputs.shape[1] if res.outputs.ndim == 2 else 512))
     vec = np.full((len(paths), dim), np.nan, np.float32)

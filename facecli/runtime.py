@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from facecli.card import ModelCard
+from facecli.card import ModelCard, check_task
 from facecli.errors import FacecliError
 from facecli.preprocess import Preprocessing
 
@@ -222,8 +222,8 @@ def load_model(
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
         raise FacecliError(f"{path} is not an ONNX model ONNX Runtime can load ({first})") from None
     card = read_card(session, path)
-    if task is not None and card.task != task:
-        raise FacecliError(f"{path} is a {card.task!r} model, not a {task!r} model")
+    if task is not None:
+        check_task(card, task, str(path))
     if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
         raise FacecliError(f"--device cuda: ONNX Runtime could not start CUDA for {path} (CUDA or cuDNN libraries "
                            f"missing?); install them: {GPU_FIX}")

@@ -68,14 +68,10 @@ def _has_gender_dirs(folder: Path) -> bool:
     return all((folder / name).is_dir() for name in GENDER_LABELS)
 
 
-def scan_gender_folder(folder: str | os.PathLike[str], split: str | None = None) -> tuple[list[Path], list[int]]:
-    """Images and labels (0 male, 1 female) of a folder holding ``male/`` and ``female/``.
-
-    A Task A folder is accepted too: its ``val/`` is used, or ``split`` ("train" or "val") when given.
-    A Task A folder with ``train/`` but no ``val/`` is refused unless ``split="train"`` says so: a model's
-    figures on its own training images say nothing about new people.
-    """
-    root = gender_split_folder(folder, split)
+def scan_gender_folder(folder: str | os.PathLike[str]) -> tuple[list[Path], list[int]]:
+    """Images and labels (0 male, 1 female) of a folder holding ``male/`` and ``female/``, or of the
+    split of a Task A folder that :func:`gender_split_folder` picks (its ``val/``)."""
+    root = gender_split_folder(folder)
     paths: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(GENDER_LABELS):
@@ -94,8 +90,7 @@ def gender_split_folder(folder: str | os.PathLike[str], split: str | None = None
     """The folder holding ``male/`` and ``female/`` that ``folder`` (and ``split``) point at."""
     root = require_dir(folder)
     if split is not None:
-        if split not in ("train", "val"):
-            raise FacecliError(f"split must be 'train' or 'val', not {split!r}")
+        _check_split(split)
         if _has_gender_dirs(root / split):
             return root / split
         if _has_gender_dirs(root):
@@ -106,8 +101,7 @@ def gender_split_folder(folder: str | os.PathLike[str], split: str | None = None
     if _has_gender_dirs(root / "val"):
         return root / "val"
     if _has_gender_dirs(root / "train"):
-        raise FacecliError(f"{folder} has train/ but no val/: pass --split train to evaluate on train/ "
-                           "(a model's own training images say nothing about new people)")
+        raise _train_only(folder)
     raise FacecliError(f"{folder} must hold 'male/' and 'female/' folders (or a Task A 'val/' with them)")
 
 
@@ -161,8 +155,7 @@ def identity_split_folder(data: str | os.PathLike[str], split: str | None = None
     """
     root = require_dir(data, "data folder")
     if split is not None:
-        if split not in ("train", "val"):
-            raise FacecliError(f"split must be 'train' or 'val', not {split!r}")
+        _check_split(split)
         cand = root / split
         if cand.is_dir() and is_identity_root(cand):
             return cand
@@ -172,9 +165,18 @@ def identity_split_folder(data: str | os.PathLike[str], split: str | None = None
         return cand
     train = root / "train"
     if train.is_dir() and is_identity_root(train):
-        raise FacecliError(f"{data} has train/ but no val/: pass --split train to evaluate on train/ "
-                           "(a model's own training identities say nothing about new people)")
+        raise _train_only(data)
     return root
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "val"):
+        raise FacecliError(f"split must be 'train' or 'val', not {split!r}")
+
+
+def _train_only(data: str | os.PathLike[str]) -> FacecliError:
+    return FacecliError(f"{data} has train/ but no val/: pass --split train to evaluate on train/ "
+                        "(a model's own training data says nothing about new people)")
 
 
 def scan_identity_folder(root: str | os.PathLike[str]) -> list[IdentityImage]:

@@ -81,18 +81,14 @@ def console():
     return _console()
 
 
-def progress(total: int, what: str):
-    """A rich progress bar (on stderr) and its task id."""
+def progress_callbacks(what: str):
+    """A rich progress bar (on stderr) and its (on_total, on_progress) callbacks, for library functions
+    that report a total and then advances."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=console(), transient=False)
-    return bar, bar.add_task(what, total=total)
-
-
-def progress_callbacks(what: str):
-    """(bar, on_total, on_progress) for library functions that report a total and then advances."""
-    bar, task = progress(0, what)
+    task = bar.add_task(what, total=0)
     return bar, (lambda n: bar.update(task, total=n)), (lambda n: bar.advance(task, n))
 
 
