@@ -10,6 +10,7 @@ import numpy as np
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
 from facecli.metrics import midpoint_below, verification_metrics
+from facecli.options import RunOptions
 from facecli.recognise import match_folder
 from facecli.runtime import OnnxModel
 
@@ -34,11 +35,11 @@ def choose_threshold(genuine: np.ndarray, impostor: np.ndarray, objective: str =
     return midpoint_below(scores, float(thr[int(np.argmax(f1))]), floor=-1.0)
 
 
-def calibrate_gallery(model: OnnxModel, gallery: Gallery, data: Path, *, objective: str = "f1", far: float = 1e-3,
-                      which: str = "distorted", **kwargs: Any) -> dict[str, Any]:
+def calibrate_gallery(model: OnnxModel, gallery: Gallery, data: Path, run: RunOptions, *, objective: str = "f1",
+                      far: float = 1e-3, which: str = "distorted") -> dict[str, Any]:
     """Match the labelled probes of ``data`` against ``gallery``, choose the threshold and set it in the
     gallery's metadata (the caller saves the gallery). Returns the threshold and the figures at it."""
-    _, result = match_folder(model, gallery, data, which=which, layout="identity", **kwargs)
+    _, result = match_folder(model, gallery, data, gallery.threshold, run, which=which, layout="identity")
     if result is None:
         raise FacecliError(f"{data} has no ground truth (identity layout needed)")
     thr = choose_threshold(result.genuine, result.impostor, objective, far)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facecli.errors import FacecliError
-from facecli.preprocess import Preprocessing
-from facecli.scan import GENDER_LABELS
+from facecli.face.preprocess import Preprocessing
 
 CARD_FORMAT = 1
 TASKS = ("gender", "identity")
+GENDER_LABELS = ("male", "female")  # index = label: 0 = male, 1 = female (the positive class)
 OUTPUTS = {"gender": "p_female", "identity": "l2_normalised_embedding"}
 BUILT_IN_THRESHOLD = 0.5  # used only when neither the caller, the gallery nor the model gives one
 LOWEST_SCORE = {"gender": 0.0, "identity": -1.0}  # P(female) lies in [0, 1], cosine similarity in [-1, 1]
@@ -25,8 +25,19 @@ LOWEST_SCORE = {"gender": 0.0, "identity": -1.0}  # P(female) lies in [0, 1], co
 
 def in_score_range(task: str, value: float) -> bool:
     """True when ``value`` is a finite score the task's model can output (a usable threshold)."""
-    t = float(value)
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        return False
     return math.isfinite(t) and LOWEST_SCORE[task] <= t <= 1.0
+
+
+def check_threshold(task: str, value: float | None, name: str = "threshold") -> float | None:
+    """A threshold given for ``task``'s scores, checked against their range; FacecliError naming ``name`` when
+    it lies outside it."""
+    if value is not None and not in_score_range(task, value):
+        raise FacecliError(f"{name} must lie in [{LOWEST_SCORE[task]:g}, 1] for a {task} model, not {value}")
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ class ModelCard:
     task: "gender" (outputs P(female)) or "identity" (outputs L2-normalised embeddings).
     backbone: the registry name of the network (e.g. "dlib_resnet", "tf_efficientnet_lite0").
     preprocessing: how an image becomes the model's input (size, normalisation, detection, alignment
-        template): :class:`facecli.preprocess.Preprocessing`.
+        template): :class:`facecli.face.preprocess.Preprocessing`.
     threshold: the decision threshold tuned on validation data: P(female) for gender, cosine similarity
         for identity; None when the model was never tuned (then :data:`BUILT_IN_THRESHOLD`).
     threshold_source: where ``threshold`` came from, in words.
@@ -130,9 +141,7 @@ def resolve_threshold(card: ModelCard, override: float | None = None, stored: fl
     Raises FacecliError for an override outside the range the task's scores can take ([0, 1] for
     P(female), [-1, 1] for cosine similarity) or not finite.
     """
-    if override is not None:
-        if not in_score_range(card.task, override):
-            raise FacecliError(f"threshold must lie in [{LOWEST_SCORE[card.task]:g}, 1], not {override}")
+    if check_threshold(card.task, override) is not None:
         return float(override), "given"
     if stored is not None:
         return float(stored), stored_source

@@ -1,51 +1,66 @@
-"""Evaluation on labelled folders: predictions CSV, metrics JSON and plots."""
+"""Evaluation on labelled folders: the scored predictions, saved as a CSV, metrics JSON and plots."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from facecli.atomic import write_json, write_with
-from facecli.card import resolve_threshold
-from facecli.classify import rel
+from facecli.card import GENDER_LABELS
 from facecli.errors import AllInputsFailed, FacecliError
-from facecli.metrics import gender_metrics
+from facecli.options import RunOptions
 from facecli.pipeline import run_model
-from facecli.report import gender_plots
+from facecli.protocols import MatchResult
 from facecli.runtime import OnnxModel
-from facecli.scan import GENDER_LABELS, gender_split_folder, scan_gender_folder
+from facecli.scan import rel
 
 
-def evaluate_gender(
-    model: OnnxModel,
-    data: Path,
-    out_dir: Path,
-    *,
-    threshold: float | None = None,
-    detect: str | None = None,
-    batch_size: int = 64,
-    split: str | None = None,
-    on_total: Callable[[int], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Evaluate a gender model on a folder with ``male/`` and ``female/`` (or a Task A folder's ``val/``,
-    or its ``split``; see :func:`facecli.scan.gender_split_folder`).
+@dataclass
+class GenderEval:
+    """The outcome of :func:`facecli.evaluate_gender`: one ``table`` row per image (path, true, predicted,
+    p_female, face_status, error) and the ``metrics`` of the readable ones (None when none was readable)."""
 
-    Writes ``predictions.csv`` (path, true, predicted, p_female, error), ``metrics.json`` and PNG plots to
-    ``out_dir``. One prediction per image (the largest face when detecting). Unreadable files are listed
-    in the CSV and counted, and left out of the metrics.
-    """
-    import pandas as pd
+    table: pd.DataFrame
+    metrics: dict[str, Any] | None
+    root: Path
+    y: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    p: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
-    root = gender_split_folder(data, split)
-    paths, labels = scan_gender_folder(root)
-    if on_total:
-        on_total(len(paths))
-    thr, _ = resolve_threshold(model.card, threshold)
-    res = run_model(model, paths, batch_size=batch_size, detect=detect, on_progress=on_progress)
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        """Accuracy, female precision, recall and F1, balanced accuracy, ROC AUC, threshold."""
+        from facecli.summary import gender_rows
+
+        return gender_rows(self.metrics) if self.metrics else []
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write ``predictions.csv``, ``metrics.json`` and the PNG plots into ``out_dir``. Raises AllInputsFailed
+        (after writing the predictions, whose error column says why) when no image could be read."""
+        from facecli.atomic import write_json, write_with
+        from facecli.report import gender_plots
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_with(out_dir / "predictions.csv", lambda tmp: self.table.to_csv(tmp, index=False))
+        if self.metrics is None:
+            raise AllInputsFailed(f"every one of the {len(self.table)} images under {self.root} failed to be read; "
+                                  f"see the error column of {out_dir / 'predictions.csv'}")
+        write_json(out_dir / "metrics.json", self.metrics)
+        gender_plots(self.y, self.p, self.metrics["threshold"], out_dir)
+        return out_dir
+
+
+def evaluate_gender(model: OnnxModel, root: Path, paths: list[Path], labels: list[int], threshold: float,
+                    run: RunOptions) -> GenderEval:
+    """Score a gender model on labelled images (one prediction per image: the largest face when detecting).
+    Unreadable files are listed in the table and counted, and left out of the metrics."""
+    from facecli.metrics import gender_metrics
+
+    run.total(len(paths))
+    res = run_model(model, paths, run)
     p = np.full(len(paths), np.nan)
     status = [""] * len(paths)
     for crop, v in zip(res.crops, res.outputs.reshape(-1), strict=True):
@@ -56,71 +71,76 @@ def evaluate_gender(
     df = pd.DataFrame({
         "path": [rel(q, root) for q in paths],
         "true": [GENDER_LABELS[v] for v in y],
-        "predicted": [GENDER_LABELS[int(v >= thr)] if k else "" for v, k in zip(p, ok, strict=True)],
+        "predicted": [GENDER_LABELS[int(v >= threshold)] if k else "" for v, k in zip(p, ok, strict=True)],
         "p_female": p,
         "face_status": status,
         "error": [res.failures.get(i, "") for i in range(len(paths))],
     })
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_with(out_dir / "predictions.csv", lambda tmp: df.to_csv(tmp, index=False))
     if not ok.any():
-        raise AllInputsFailed(f"every one of the {len(paths)} images under {root} failed to be read; "
-                              f"see the error column of {out_dir / 'predictions.csv'}")
-    m = gender_metrics(y[ok], p[ok], thr)
-    m["failed"] = int((~ok).sum())
-    m["data"] = str(root)
-    m["model"] = str(model.path)
-    write_json(out_dir / "metrics.json", m)
-    gender_plots(y[ok], p[ok], thr, out_dir)
-    return {"metrics": m, "predictions": df}
+        return GenderEval(df, None, root)
+    m = gender_metrics(y[ok], p[ok], threshold)
+    m.update(failed=int((~ok).sum()), data=str(root), model=str(model.path))
+    return GenderEval(df, m, root, y[ok], p[ok])
 
 
-def evaluate_identity(
-    model: OnnxModel,
-    data: Path,
-    out_dir: Path,
-    *,
-    threshold: float | None = None,
-    detect: str | None = None,
-    batch_size: int = 64,
-    split: str | None = None,
-    on_total: Callable[[int], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """FACECOM, cross-photo and clean cross-photo protocols on a Task B-layout folder; one embedding per image.
+@dataclass
+class IdentityEval:
+    """The outcome of :func:`facecli.evaluate_identity`: per protocol ("facecom", "cross_photo",
+    "clean_cross_photo") the scored ``results`` and their probe ``tables``."""
 
-    Writes, per protocol, ``<protocol>_metrics.json``, ``<protocol>_per_distortion.csv``,
-    ``<protocol>_matches.csv`` and the similarity histogram and ROC PNGs to ``out_dir``.
-    Returns {protocol: MatchResult}.
-    """
+    results: dict[str, MatchResult]
+    tables: dict[str, pd.DataFrame]
+    root: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Every protocol's probe rows, with a ``protocol`` column."""
+        return pd.concat([t.assign(protocol=name) for name, t in self.tables.items()], ignore_index=True)
+
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        """Top-1, macro-F1 and TAR at FAR 1e-3 of each protocol."""
+        return [(f"{name} {label}", res.metrics.get(key)) for name, res in self.results.items()
+                for label, key in (("probes", "probes"), ("top-1", "top1_accuracy"), ("macro-F1", "macro_f1"),
+                                   ("TAR at FAR 1e-3", "verification_tar_at_far_1e-3"))]
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write, per protocol, ``<protocol>_matches.csv``, ``<protocol>_metrics.json``,
+        ``<protocol>_per_distortion.csv`` and the similarity histogram and ROC PNGs into ``out_dir``."""
+        from facecli.atomic import write_with
+        from facecli.report import write_identity_report
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, res in self.results.items():
+            write_with(out_dir / f"{name}_matches.csv", lambda tmp, t=self.tables[name]: t.to_csv(tmp, index=False))
+            write_identity_report(res, out_dir, f"{name}_", extra=self.extra)
+        return out_dir
+
+
+def evaluate_identity(model: OnnxModel, root: Path, threshold: float, run: RunOptions) -> IdentityEval:
+    """FACECOM, cross-photo and clean cross-photo protocols on a Task B-layout folder; one embedding per image."""
     from facecli.protocols import run_protocol
     from facecli.recognise import embed_images
-    from facecli.report import write_identity_report
-    from facecli.scan import identity_split_folder, scan_identity_folder
+    from facecli.scan import scan_identity_folder
 
-    root = identity_split_folder(data, split)
     items = scan_identity_folder(root)
-    if on_total:
-        on_total(len(items))
-    emb = embed_images(model, [it.path for it in items], batch_size=batch_size, detect=detect,
-                       on_progress=on_progress)
-    thr, _ = resolve_threshold(model.card, threshold)
+    run.total(len(items))
+    emb = embed_images(model, [it.path for it in items], run)
     if not emb.ok.any():
         raise AllInputsFailed(f"every one of the {len(items)} images under {root} failed to be read "
                               f"(first: {next(iter(emb.failures.values()), '')})")
-    results = {}
+    results, tables = {}, {}
     for name in ("facecom", "cross_photo", "clean_cross_photo"):
-        got = run_protocol(items, emb.vectors, emb.ok, name, thr)
+        got = run_protocol(items, emb.vectors, emb.ok, name, threshold)
         if got is None:
             continue
         res, probe_idx = got
         table = res.table.copy()
         table.insert(0, "path", [rel(items[i].path, root) for i in probe_idx])
         table["distortion"] = [items[i].distortion for i in probe_idx]
-        write_with(out_dir / f"{name}_matches.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
-        write_identity_report(res, out_dir, f"{name}_", extra={"data": str(root), "model": str(model.path),
-                                                                 "failed_files": len(emb.failures)})
-        results[name] = res
+        results[name], tables[name] = res, table
     if not results:
         raise FacecliError(f"{root} has no clean gallery image with distorted probes (ROOT/<identity>/distortion/)")
-    return results
+    return IdentityEval(results, tables, root, {"data": str(root), "model": str(model.path),
+                                                "failed_files": len(emb.failures)})

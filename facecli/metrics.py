@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from facecli.scan import GENDER_LABELS
+from facecli.card import GENDER_LABELS
 
 
 def _skm():

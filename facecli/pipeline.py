@@ -1,6 +1,6 @@
-"""The batch path shared by classify, gallery building and matching.
+"""The batch path shared by classify, gallery building, matching, evaluation and training.
 
-scan -> decode -> (detect) -> crop -> normalise -> batch -> model. Decoding, cropping and normalising run
+scan -> decode -> (detect and align) -> crop -> normalise -> batch -> model. Decoding, cropping and normalising run
 in a small thread pool (OpenCV and NumPy release the GIL) one chunk ahead of the model, so the model
 rarely waits for them.
 """
@@ -8,21 +8,22 @@ rarely waits for them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from facecli.decode import DecodeError, read_image, rgb_array_to_bgr
-from facecli.detect import DETECTED, FALLBACK, detect_faces
-from facecli.preprocess import Box, Preprocessing, crop_face, to_tensor
+from facecli.face.detectors import Box, get_detector
+from facecli.face.preprocess import Preprocessing, crop_face, to_tensor
+from facecli.options import RunOptions
 from facecli.runtime import OnnxModel
 
-FACE_OFF = "off"  # detection not asked for
-FACE_FOUND = DETECTED  # found by the detector
-FACE_FALLBACK = FALLBACK  # placed by the framing (degraded image: see facecli.detect)
-FACE_NOT_FOUND = "not_found"  # detection asked for, no face: the centred crop was used
+# a crop's face_status: "off" (detection not asked for), the detector's "detected" or "fallback" (placed by
+# its framing rule in a degraded image), or "not_found" (detection asked for, no face: the centred crop used)
+FACE_OFF = "off"
+FACE_NOT_FOUND = "not_found"
 
 
 @dataclass
@@ -63,7 +64,7 @@ def prepare_image(item: ImageInput, index: int, spec: Preprocessing, all_faces: 
     """Decode one file (or take one array) and cut its model inputs: one crop, or one per face when
     ``all_faces``.
 
-    With ``spec.detect == "auto"`` faces are detected (largest first) and cut as the model was trained:
+    With ``spec.detect`` other than "none", faces are detected (largest first) and cut as the model was trained:
     warped onto its landmark template, or a square around the box. When none is found the centred crop
     is used and the crop is marked ``not_found``. Raises DecodeError for unreadable files and bad arrays.
     """
@@ -74,7 +75,7 @@ def crops_from_array(img: np.ndarray, index: int, spec: Preprocessing, all_faces
     """The crops of an already-decoded BGR image (see :func:`prepare_image`)."""
     if spec.detect == "none":
         return [Crop(index, 0, None, FACE_OFF, crop_face(img, spec))]
-    faces = detect_faces(img, largest_only=not all_faces)
+    faces = get_detector(spec.detect).detect(img, largest_only=not all_faces)
     if not faces:
         return [Crop(index, 0, None, FACE_NOT_FOUND, crop_face(img, spec))]
     return [Crop(index, i, f.box, f.status, crop_face(img, spec, f.box, f.landmarks), landmarks=f.landmarks)
@@ -141,36 +142,24 @@ def iter_prepared(
             pending = nxt
 
 
-def run_model(
-    model: OnnxModel,
-    paths: Sequence[ImageInput],
-    *,
-    batch_size: int = 64,
-    all_faces: bool = False,
-    detect: str | None = None,
-    workers: int | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> BatchResult:
+def run_model(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions, *, all_faces: bool = False) -> BatchResult:
     """Run ``model`` over image files or arrays; bad ones become ``failures`` while the batch goes on.
 
-    ``detect`` overrides the model's stored detection setting ("auto" or "none"); ``on_progress`` is
-    called with the number of images finished after each chunk.
+    ``run.detect`` overrides the model's stored detection setting; progress goes to ``run.advance`` after each
+    chunk of ``run.batch_size`` images.
     """
-    spec = model.preprocessing
-    if detect is not None:
-        spec = spec.replace(detect=detect)
+    spec = model.preprocessing if run.detect is None else model.preprocessing.replace(detect=run.detect)
     all_crops: list[Crop] = []
     outs: list[np.ndarray] = []
     failures: dict[int, str] = {}
-    for crops, fails, done in iter_prepared(paths, spec, all_faces, chunk=batch_size, workers=workers):
+    for crops, fails, done in iter_prepared(paths, spec, all_faces, chunk=run.batch_size, workers=run.workers):
         failures.update(fails)
         if crops:
             outs.append(model.run(np.stack([c.tensor for c in crops])))
             for c in crops:
                 c.pixels, c.tensor = np.empty(0, np.uint8), None
             all_crops += crops
-        if on_progress:
-            on_progress(done)
+        run.advance(done)
     if outs:
         outputs = np.concatenate(outs)
     else:

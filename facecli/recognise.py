@@ -1,8 +1,13 @@
-"""Face recognition verbs: embed images, build or extend a gallery from identity folders, match probes."""
+"""Face recognition verbs: embed images, build or extend a gallery from identity folders, match probes.
+
+Each verb trusts what :mod:`facecli.api` resolved: the model (task checked), the threshold and the
+:class:`~facecli.options.RunOptions`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,16 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facecli.card import check_task, resolve_threshold
-from facecli.classify import input_name, rel
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery, build_templates
+from facecli.options import RunOptions
 from facecli.pipeline import ImageInput, run_model
 from facecli.protocols import MatchResult, match_embeddings
 from facecli.runtime import OnnxModel
-from facecli.scan import IdentityImage, is_identity_root, require_dir, scan_identity_folder, scan_images
-
-Progress = Callable[[int], None] | None
+from facecli.scan import IdentityImage, input_name, is_identity_root, rel, require_dir, scan_identity_folder, scan_images
 
 
 @dataclass
@@ -32,11 +34,9 @@ class Embedded:
     face_status: list[str] = field(default_factory=list)
 
 
-def embed_images(model: OnnxModel, paths: Sequence[ImageInput], *, batch_size: int = 64, detect: str | None = None,
-                 on_progress: Progress = None) -> Embedded:
+def embed_images(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions) -> Embedded:
     """L2-normalised embeddings of ``paths`` (largest face when detecting), in input order."""
-    check_task(model.card, "identity", str(model.path))
-    res = run_model(model, paths, batch_size=batch_size, detect=detect, on_progress=on_progress)
+    res = run_model(model, paths, run)
     dim = int(model.card.embedding_dim or (res.outputs.shape[1] if res.outputs.ndim == 2 else 512))
     vec = np.full((len(paths), dim), np.nan, np.float32)
     status = [""] * len(paths)
@@ -55,6 +55,38 @@ class GalleryReport:
     images: int
     failures: dict[str, str]  # path -> error
     skipped_identities: list[str]  # no usable clean image
+
+
+@dataclass
+class GalleryBuild:
+    """The outcome of :func:`facecli.build_gallery` or :func:`facecli.add_to_gallery`: the ``gallery``, the
+    ``report`` of what went in, and for an add the identities ``added`` and ``replaced``."""
+
+    gallery: Gallery
+    report: GalleryReport
+    added: int | None = None
+    replaced: int | None = None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per identity in the gallery: identity, images."""
+        counts = self.gallery.meta.get("image_counts", {})
+        return pd.DataFrame({"identity": self.gallery.identities,
+                             "images": [counts.get(i, 0) for i in self.gallery.identities]})
+
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        """What the build or add put in, and what the gallery now holds."""
+        from facecli.summary import gallery_rows
+
+        rows = gallery_rows(self.report, self.gallery)
+        if self.added is not None:
+            rows[:1] = [("identities added", self.added), ("identities replaced", self.replaced)]
+        return rows
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the gallery folder (index, templates, metadata; atomically, under the gallery's lock)."""
+        self.gallery.save(folder)
+        return Path(folder)
 
 
 def gallery_items(root: Path, include_distorted: bool = False) -> tuple[list[IdentityImage], list[str]]:
@@ -76,19 +108,16 @@ def gallery_items(root: Path, include_distorted: bool = False) -> tuple[list[Ide
     return chosen, missing
 
 
-def embed_identities(model: OnnxModel, root: Path, *, include_distorted: bool = False, per_image: bool = False,
-                     batch_size: int = 64, detect: str | None = None, on_total: Progress = None,
-                     on_progress: Progress = None) -> tuple[list[str], np.ndarray, dict[str, int], GalleryReport]:
+def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_distorted: bool = False,
+                     per_image: bool = False) -> tuple[list[str], np.ndarray, dict[str, int], GalleryReport]:
     """Embed the gallery images of every identity folder under ``root``.
 
     Returns (row identities, vectors, image count per identity, report). One template per identity (mean
     of normalised embeddings, re-normalised) unless ``per_image``.
     """
     items, missing = gallery_items(root, include_distorted)
-    if on_total:
-        on_total(len(items))
-    emb = embed_images(model, [it.path for it in items], batch_size=batch_size, detect=detect,
-                       on_progress=on_progress)
+    run.total(len(items))
+    emb = embed_images(model, [it.path for it in items], run)
     ok_items = [it for it, ok in zip(items, emb.ok, strict=True) if ok]
     failures = {rel(items[i].path, root): e for i, e in emb.failures.items()}
     lost = sorted({it.identity for it in items} - {it.identity for it in ok_items})
@@ -112,20 +141,20 @@ def model_info(model: OnnxModel) -> dict[str, Any]:
             "preprocessing": model.card.preprocessing.to_dict(), "embedding_dim": model.card.embedding_dim}
 
 
-def build_gallery(model: OnnxModel, root: Path, **kwargs) -> tuple[Gallery, GalleryReport]:
+def build_gallery(model: OnnxModel, root: Path, run: RunOptions, *, include_distorted: bool = False,
+                  per_image: bool = True) -> GalleryBuild:
     """A new gallery from the clean images of each identity folder under ``root`` (see embed_identities)."""
-    rows, vectors, counts, report = embed_identities(model, root, **kwargs)
-    gallery = Gallery.create(rows, vectors, counts, model_info(model), model.card.threshold,
-                             per_image=bool(kwargs.get("per_image")))
+    rows, vectors, counts, report = embed_identities(model, root, run, include_distorted=include_distorted,
+                                                     per_image=per_image)
+    gallery = Gallery.create(rows, vectors, counts, model_info(model), model.card.threshold, per_image=per_image)
     gallery.meta["source"] = str(root)
-    return gallery, report
+    return GalleryBuild(gallery, report)
 
 
-def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, *, include_distorted: bool = False,
-                   batch_size: int = 64, detect: str | None = None, on_total: Progress = None,
-                   on_progress: Progress = None) -> tuple[Gallery, int, int, GalleryReport]:
+def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, run: RunOptions, *,
+                   include_distorted: bool = False) -> GalleryBuild:
     """Add the identities under ``root`` to the gallery in ``gallery_dir``, replacing those already in it,
-    without re-embedding the others. Returns (the saved gallery, identities added, replaced, report).
+    without re-embedding the others. Returns the saved gallery with the identities added and replaced.
 
     The images are embedded first, in the gallery's own mode (one vector per photo or one template per
     identity); then the gallery is re-read, changed and saved under its lock, so several runs adding at
@@ -133,17 +162,15 @@ def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, *, include_d
     """
     current = Gallery.load(gallery_dir)
     current.check_model(model.sha256, model.path)
-    rows, vecs, counts, report = embed_identities(model, root, include_distorted=include_distorted,
-                                                  per_image=bool(current.meta.get("per_image")),
-                                                  batch_size=batch_size, detect=detect, on_total=on_total,
-                                                  on_progress=on_progress)
+    rows, vecs, counts, report = embed_identities(model, root, run, include_distorted=include_distorted,
+                                                  per_image=bool(current.meta.get("per_image")))
 
     def add(g: Gallery) -> tuple[int, int]:
         g.check_model(model.sha256, model.path)
         return g.upsert(rows, vecs, counts)
 
     saved, (added, replaced) = Gallery.update(gallery_dir, add)
-    return saved, added, replaced, report
+    return GalleryBuild(saved, report, added, replaced)
 
 
 def probe_items(folder: Path, which: str = "distorted", layout: str = "auto") -> tuple[list[Path], list[str] | None,
@@ -165,35 +192,65 @@ def probe_items(folder: Path, which: str = "distorted", layout: str = "auto") ->
     return [it.path for it in keep], [it.identity for it in keep], [it.distortion or "clean" for it in keep]
 
 
-def match_folder(model: OnnxModel, gallery: Gallery, folder: Path, *, threshold: float | None = None,
-                 which: str = "distorted", layout: str = "auto", top_k: int = 5, batch_size: int = 64,
-                 detect: str | None = None, on_total: Progress = None, on_progress: Progress = None
-                 ) -> tuple[pd.DataFrame, MatchResult | None]:
+@dataclass
+class MatchRun:
+    """The outcome of :func:`facecli.match_probes`: one table row per probe, the scored ``result`` when the
+    ground truth is known (else None), and the threshold used with where it came from."""
+
+    table: pd.DataFrame
+    result: MatchResult | None
+    threshold: float
+    threshold_source: str
+
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        """Probes, accepted, unknown, face status counts, files that failed, the threshold and its source."""
+        from facecli.summary import match_rows
+
+        return match_rows(self.table, self.threshold, self.threshold_source)
+
+    def save(self, out: str | os.PathLike, report: str | os.PathLike | None = None, plots: bool = False,
+             extra: dict[str, Any] | None = None) -> Path | None:
+        """Write the CSV to ``out`` and, with ground truth, the report folder (default: ``<out stem>_report``
+        next to it; metrics.json, per_distortion.csv, and with ``plots`` the histogram and ROC PNGs). A
+        report folder never mixes runs: plots of an older run are removed when ``plots`` is off. Returns
+        the report folder, or None without ground truth."""
+        from facecli.atomic import check_output_file, write_with
+        from facecli.report import write_identity_report
+        from facecli.summary import open_set_note
+
+        out = Path(out)
+        check_output_file(out)
+        write_with(out, lambda tmp: self.table.to_csv(tmp, index=False))
+        if self.result is None:
+            return None
+        rdir = Path(report) if report is not None else out.with_name(out.stem + "_report")
+        write_identity_report(self.result, rdir, extra={**(extra or {}), "note": open_set_note(self.result.metrics)},
+                              plots=plots)
+        return rdir
+
+
+def match_folder(model: OnnxModel, gallery: Gallery, folder: Path, threshold: float, run: RunOptions, *,
+                 which: str = "distorted", layout: str = "auto", top_k: int = 5) -> tuple[pd.DataFrame, MatchResult | None]:
     """Match every probe image under ``folder`` against ``gallery`` (see :func:`probe_items` for
     ``which`` and ``layout``, and :func:`match_images` for the result)."""
     paths, truth, kinds = probe_items(folder, which, layout)
-    if on_total:
-        on_total(len(paths))
-    return match_images(model, gallery, paths, truth=truth, kinds=kinds, root=Path(folder), threshold=threshold,
-                        top_k=top_k, batch_size=batch_size, detect=detect, on_progress=on_progress)
+    run.total(len(paths))
+    return match_images(model, gallery, paths, threshold, run, truth=truth, kinds=kinds, root=Path(folder),
+                        top_k=top_k)
 
 
-def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput], *,
-                 truth: Sequence[str] | None = None, kinds: Sequence[str] | None = None, root: Path | None = None,
-                 threshold: float | None = None, top_k: int = 5, batch_size: int = 64, detect: str | None = None,
-                 on_progress: Progress = None) -> tuple[pd.DataFrame, MatchResult | None]:
+def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput], threshold: float,
+                 run: RunOptions, *, truth: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
+                 root: Path | None = None, top_k: int = 5) -> tuple[pd.DataFrame, MatchResult | None]:
     """Match probe images (files or RGB arrays) against ``gallery``, the largest face of each.
 
     Returns the table (path, identity, similarity, accepted, nearest, top_k, top_k_similarity,
     [true_identity, in_gallery, distortion], face_status, error), one row per probe in input order, and,
-    when ``truth`` (the probes' identities) is given, the scored result. ``threshold`` is decided by
-    :func:`facecli.card.resolve_threshold`: the given one, else the gallery's (calibrated, or the model's).
+    when ``truth`` (the probes' identities) is given, the scored result.
     """
-    gallery.check_model(model.sha256, model.path)
-    thr, _ = resolve_threshold(model.card, threshold, gallery.threshold, gallery.threshold_source)
-    emb = embed_images(model, images, batch_size=batch_size, detect=detect, on_progress=on_progress)
+    emb = embed_images(model, images, run)
     okp = np.flatnonzero(emb.ok)
-    result = match_embeddings(gallery, emb.vectors[okp], thr, top_k,
+    result = match_embeddings(gallery, emb.vectors[okp], threshold, top_k,
                               None if truth is None else [truth[i] for i in okp],
                               None if kinds is None else [kinds[i] for i in okp])
     table = result.table.copy()
@@ -204,12 +261,18 @@ def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput
     table["error"] = ""
     table.index = okp
     if emb.failures:
-        fail = pd.DataFrame({"path": [input_name(images[i], i, root) for i in emb.failures],
-                             "error": list(emb.failures.values())}, index=list(emb.failures))
-        if truth is not None:
-            fail["true_identity"] = [truth[i] for i in emb.failures]
-        if kinds is not None:
-            fail["distortion"] = [kinds[i] for i in emb.failures]
-        table = pd.concat([table, fail]).sort_index()
+        table = pd.concat([table, failure_rows(images, emb.failures, root, truth, kinds)]).sort_index()
     table = table.reset_index(drop=True)
     return table, (result if truth is not None else None)
+
+
+def failure_rows(images: Sequence[ImageInput], failures: dict[int, str], root: Path | None,
+                 truth: Sequence[str] | None, kinds: Sequence[str] | None) -> pd.DataFrame:
+    """The rows of probes that could not be read: path and error (and what the layout tells of them)."""
+    fail = pd.DataFrame({"path": [input_name(images[i], i, root) for i in failures],
+                         "error": list(failures.values())}, index=list(failures))
+    if truth is not None:
+        fail["true_identity"] = [truth[i] for i in failures]
+    if kinds is not None:
+        fail["distortion"] = [kinds[i] for i in failures]
+    return fail

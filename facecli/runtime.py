@@ -14,20 +14,18 @@ import numpy as np
 
 from facecli.card import ModelCard, check_task
 from facecli.errors import FacecliError
-from facecli.preprocess import Preprocessing
+from facecli.face.preprocess import Preprocessing
+from facecli.options import Device, choices
 
 METADATA_KEY = "facecli"
 DEFAULT_MODELS = {"gender": "gender.onnx", "identity": "identity.onnx"}
 
 
 def models_dir() -> Path:
-    """Where the shipped models are: ``facecli/models`` once installed, ``models/`` in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for cand in (here / "models", here.parent / "models"):
-        if any((cand / name).is_file() for name in DEFAULT_MODELS.values()):
-            return cand
-    return here.parent / "models"
+    """Where the shipped models are: the ``facecli.models`` package (``models/`` in a source checkout)."""
+    from importlib.resources import files
 
+    return Path(str(files("facecli.models")))
 
 
 @dataclass
@@ -100,7 +98,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = choices(Device)
 
 
 def installed_runtimes() -> list[str]:

@@ -6,16 +6,33 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from facecli.card import GENDER_LABELS
 from facecli.errors import FacecliError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 DISTORTION_KINDS = ("blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny")
-GENDER_LABELS = ("male", "female")  # index = label: 0 = male, 1 = female (the positive class)
 
 
 def is_image(path: Path) -> bool:
     """True when the file name has an image extension (jpg, jpeg, png, bmp, webp, tif, tiff; any case)."""
     return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def rel(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` (POSIX separators), or as given when outside it."""
+    if root is None:
+        return path.as_posix()
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def input_name(item: object, index: int, root: Path | None = None) -> str:
+    """How a result row names its input: the path (relative to ``root``) or ``<array N>`` for arrays."""
+    if isinstance(item, str | os.PathLike):
+        return rel(Path(item), root)
+    return f"<array {index}>"
 
 
 def require_dir(folder: str | os.PathLike[str], what: str = "folder") -> Path:

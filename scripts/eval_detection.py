@@ -26,13 +26,13 @@ import cv2
 import numpy as np
 
 from facecli.decode import read_image
-from facecli.detect import Face, detect_faces
+from facecli.face.detectors import Face, detect_faces
 from facecli.scan import DISTORTION_KINDS, resolve_identity_root, scan_identity_folder
 
 
 def split_identities(items, fraction: float = 0.2, seed: int = 0):
     """The held-out identities of training's identity-disjoint split (same function and seed)."""
-    from facecli.training.train_identity import split_by_identity
+    from facecli.splits import split_by_identity
 
     return split_by_identity(items, fraction, seed)
 

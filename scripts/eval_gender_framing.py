@@ -27,11 +27,11 @@ import numpy as np
 
 from facecli.classify import classify_images
 from facecli.decode import read_image
-from facecli.detect import detect_faces
+from facecli.face.detectors import detect_faces
 from facecli.metrics import gender_metrics
 from facecli.runtime import load_model
 from facecli.scan import resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
-from facecli.training.train_gender import person_of, split_by_person
+from facecli.splits import person_of, split_by_person
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_detection import tight_crop  # noqa: E402  (the same tight framing as the detection benchmark)

@@ -18,9 +18,9 @@ import argparse
 import os
 from pathlib import Path
 
-from facecli.scan import GENDER_LABELS, resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
-from facecli.training.train_gender import split_by_person
-from facecli.training.train_identity import split_by_identity
+from facecli.card import GENDER_LABELS
+from facecli.scan import resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
+from facecli.splits import split_by_identity, split_by_person
 
 
 def link(src: Path, dst: Path) -> None:

@@ -33,25 +33,28 @@ def test_classify_a_numpy_image_like_its_file(tmp_path, gender_model):
     rgb = facecli.load_image(path)
     assert rgb.dtype == np.uint8 and np.array_equal(rgb, bgr[:, :, ::-1])  # load_image gives RGB
     model = facecli.load_model(onnx_path, "gender")
-    df = facecli.classify_images([rgb, path, np.zeros((4, 4), np.float32)], model)
+    run = facecli.classify_images([rgb, path, np.zeros((4, 4), np.float32)], model)
+    assert run.images == 3 and ("images", 3) in run.summary_rows()
+    df = run.table
     assert list(df["path"][:2]) == ["<array 0>", str(path)]
     assert df["p_female"][0] == pytest.approx(df["p_female"][1], abs=1e-6)
     assert df["label"][0] in ("male", "female") and df["error"][0] == ""
     assert "uint8" in df["error"][2] and df["label"][2] == ""  # a bad array is a row with an error, not a crash
-    one = facecli.classify_images(rgb, onnx_path)  # a single array, a model path
+    one = facecli.classify_images(rgb, onnx_path).table  # a single array, a model path
     assert len(one) == 1 and one["p_female"][0] == pytest.approx(df["p_female"][0], abs=1e-6)
-    gray = facecli.classify_images(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), model)
+    gray = facecli.classify_images(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), model).table
     assert gray["error"][0] == ""
 
 
 def test_embed_build_add_and_match_through_the_api(tmp_path, identity_model):
     _, onnx_path = identity_model
     root = make_identity_root(tmp_path / "ids", ["ann", "bob", "cid"], {}, seed=3)
-    gallery, report = facecli.build_gallery(root, onnx_path, out=tmp_path / "g")
-    assert report.identities == 3 and (tmp_path / "g" / "gallery.json").is_file()
+    built = facecli.build_gallery(root, onnx_path, out=tmp_path / "g")
+    assert built.report.identities == 3 and (tmp_path / "g" / "gallery.json").is_file()
+    assert list(built.table["identity"]) == ["ann", "bob", "cid"]
     more = make_identity_root(tmp_path / "more", ["dan"], {}, seed=4)
-    g, added, replaced, _ = facecli.add_to_gallery(tmp_path / "g", more, onnx_path)
-    assert (added, replaced) == (1, 0) and set(g.identities) == {"ann", "bob", "cid", "dan"}
+    added = facecli.add_to_gallery(tmp_path / "g", more)  # no model: the one that built the gallery
+    assert (added.added, added.replaced) == (1, 0) and set(added.gallery.identities) == {"ann", "bob", "cid", "dan"}
     probe = facecli.load_image(root / "bob" / "bob_0000.jpg")
     run = facecli.match_probes([probe], tmp_path / "g", onnx_path, threshold=0.0, top_k=2)
     assert run.table["identity"][0] == "bob" and run.threshold_source == "given" and run.result is None

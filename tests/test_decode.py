@@ -73,8 +73,8 @@ def test_truncated_jpeg_is_decoded_or_reported(tmp_path):
 
 
 def test_very_large_image(tmp_path):
+    from facecli.face.preprocess import Preprocessing
     from facecli.pipeline import prepare_image
-    from facecli.preprocess import Preprocessing
 
     p = tmp_path / "huge.png"
     cv2.imwrite(str(p), np.zeros((8000, 8000, 3), np.uint8))

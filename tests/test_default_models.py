@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from skimage import data
 
-from facecli.detect import detect_faces
+from facecli.face.detectors import detect_faces
 from facecli.runtime import default_model_path, load_model
 from tests.conftest import distort, pattern_image, write
 
@@ -43,8 +43,8 @@ def test_default_gender_model_finds_the_face_and_labels_it(tmp_path, cli):
 def test_default_embedder_is_robust_to_distortions():
     m = load_model(None, "identity")
     spec = m.preprocessing
+    from facecli.face.preprocess import to_tensor
     from facecli.pipeline import crops_from_array
-    from facecli.preprocess import to_tensor
 
     base = cv2.resize(astronaut()[0:300, 100:400], (250, 250))
     other = cv2.resize(astronaut()[200:500, 200:500], (250, 250))
@@ -90,8 +90,8 @@ def test_several_faces_and_no_face(tmp_path, cli):
 
 
 def test_match_uses_the_largest_face(tmp_path):
+    from facecli.face.preprocess import Preprocessing
     from facecli.pipeline import prepare_image
-    from facecli.preprocess import Preprocessing
 
     img = np.full((600, 900, 3), 200, np.uint8)
     img[50:562, 0:512] = astronaut()

@@ -13,11 +13,12 @@ import tomllib
 from packaging.requirements import Requirement
 from skimage import data
 
-from facecli.align import align_face, estimate_similarity, template_points
 from facecli.decode import read_image
-from facecli.detect import FALLBACK, FRAME_PRIOR_LANDMARKS, detect_faces
+from facecli.face.align import align_face, estimate_similarity, template_points
+from facecli.face.detectors import FALLBACK, detect_faces
+from facecli.face.mtcnn import FRAME_PRIOR_LANDMARKS
+from facecli.face.preprocess import Preprocessing
 from facecli.pipeline import crops_from_array
-from facecli.preprocess import Preprocessing
 from tests.conftest import TINY, write
 
 ROOT = Path(__file__).resolve().parents[1]

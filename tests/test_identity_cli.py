@@ -34,7 +34,7 @@ def test_train_identity_run_folder(identity_model):
 
 def test_identity_split_is_disjoint_and_seeded(identity_data):
     from facecli.scan import scan_identity_folder
-    from facecli.training.train_identity import split_by_identity
+    from facecli.splits import split_by_identity
 
     items = scan_identity_folder(identity_data / "train")
     tr, va = split_by_identity(items, 0.3, seed=3)

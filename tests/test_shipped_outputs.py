@@ -43,7 +43,7 @@ def compute_rows() -> dict:
 
     images = fixed_images()
     names, arrays = list(images), list(images.values())
-    cls = facecli.classify_images(arrays)
+    cls = facecli.classify_images(arrays).table
     emb = facecli.embed_images(arrays)
     rows = {
         "names": names,

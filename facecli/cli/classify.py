@@ -8,20 +8,20 @@ from typing import Annotated
 import typer
 
 from facecli.cli.common import (
-    BatchOpt,
-    DetectOpt,
-    Device,
-    DeviceOpt,
     ModelOpt,
+    ThresholdOpt,
     console,
     exit_if_all_failed,
     load,
     print_rows,
-    progress_callbacks,
-    value,
+    progress,
+    with_run_options,
+    wrote,
 )
+from facecli.options import RunOptions
 
 
+@with_run_options
 def classify_cmd(
     folder: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                            help="Folder scanned recursively for jpg, jpeg, png, bmp, webp, tif.")],
@@ -29,29 +29,22 @@ def classify_cmd(
                                                            "label, p_female, face_status, box, landmarks, error.")]
     = Path("results.csv"),
     model: ModelOpt = None,
-    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="P(female) threshold. Default: the "
-                                                                           "model's validation-tuned one.")] = None,
-    detect: DetectOpt = None,
-    batch_size: BatchOpt = 64,
-    device: DeviceOpt = Device.auto,
+    threshold: ThresholdOpt = None,
+    *,
+    run: RunOptions,
 ) -> None:
     """Classify every image under FOLDER as male or female and write a CSV (one row per face)."""
     from facecli.api import classify_images
-    from facecli.atomic import check_output_file, write_with
+    from facecli.atomic import check_output_file
     from facecli.card import resolve_threshold
-    from facecli.summary import classify_rows
 
     check_output_file(out)
-    m = load(model, "gender", device)
+    m = load(model, "gender", run, threshold=threshold)
     thr, source = resolve_threshold(m.card, threshold)
-    c = console()
-    c.print(f"threshold {thr:.4f} ({source})")
-    n_images = []
-    bar, on_total, on_progress = progress_callbacks("classify")
-    with bar:
-        df = classify_images(folder, m, threshold=threshold, detect=value(detect), batch_size=batch_size,
-                             on_total=lambda n: (n_images.append(n), on_total(n)), on_progress=on_progress)
-    write_with(out, lambda tmp: df.to_csv(tmp, index=False))
-    print_rows(f"classify summary: {folder}", classify_rows(df, n_images[0], m.card.labels))
-    c.print(f"wrote {out.resolve()}")
-    exit_if_all_failed(df, out)
+    console().print(f"threshold {thr:.4f} ({source})")
+    with progress(run, "classify") as run:
+        res = classify_images(folder, m, threshold=threshold, options=run)
+    res.save(out)
+    print_rows(f"classify summary: {folder}", res.summary_rows())
+    wrote(out)
+    exit_if_all_failed(res.table, out)

@@ -1,60 +1,28 @@
-"""What every command module shares: option types (choices as Enums, ranges), the console, progress bars,
-and the lines every command prints (model used, device, where it wrote)."""
+"""What every command module shares: option types (the choice sets of :mod:`facecli.options`), the run
+options every model-running command takes (:func:`with_run_options`), the console, progress bars, and the
+lines every command prints (model used, device, summary table, where it wrote)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import importlib
+import inspect
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from facecli.errors import FacecliError
+from facecli.options import Detect, Device, Probes, RunOptions, Split
 
 
-class Detect(str, Enum):
-    auto = "auto"
-    none = "none"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Align(str, Enum):
-    none = "none"
-    arcface = "arcface"
-    dlib = "dlib"
-
-
-class Probes(str, Enum):
-    distorted = "distorted"
-    clean = "clean"
-    all = "all"
-
-
-class Layout(str, Enum):
-    auto = "auto"
-    identity = "identity"
-    plain = "plain"
-
-
-class Objective(str, Enum):
-    f1 = "f1"
-    far = "far"
-
-
-class Split(str, Enum):
-    train = "train"
-    val = "val"
-
-
-def value(choice: Enum | None) -> str | None:
-    """The plain string of an Enum choice (None stays None)."""
-    return None if choice is None else str(choice.value)
+def value(choice: Any) -> Any:
+    """The plain string of an Enum choice; anything else (None, numbers) as it is."""
+    return str(choice.value) if isinstance(choice, Enum) else choice
 
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", exists=True, dir_okay=False,
@@ -67,12 +35,59 @@ DetectOpt = Annotated[Detect | None, typer.Option(
          "Default: what the model was trained with.")]
 DeviceOpt = Annotated[Device, typer.Option(help="Inference device: auto (CUDA when usable, else CPU), cuda "
                                                 "(error when CUDA is not usable) or cpu.")]
+def _score_range(value: float | None) -> float | None:
+    """Refuse, before any work, a threshold no model's score can take (the card narrows it per task)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
+        raise typer.BadParameter(f"must lie in [0, 1] for gender or [-1, 1] for identity, not {value}")
+    return value
+
+
+ThresholdOpt = Annotated[float | None, typer.Option(callback=_score_range, help="Decision threshold: P(female) in [0, 1] for gender, "
+                                                         "cosine similarity in [-1, 1] for identity. Default: the "
+                                                         "stored one (gallery's calibrated, else the model's "
+                                                         "validation-tuned).")]
 GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", file_okay=False,
                                           help="Gallery folder (index.faiss, templates.npy, gallery.json).")]
 ProbesOpt = Annotated[Probes, typer.Option("--probes", help="Identity layout: which images are probes: distorted "
                                                             "(distortion/), clean or all.")]
 SplitOpt = Annotated[Split | None, typer.Option(help="Which split of a Task folder to use. Default: val/; a folder "
                                                      "with train/ but no val/ needs --split train, on purpose.")]
+
+
+# the run options every model-running command takes: RunOptions field -> (Typer annotation, default)
+RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "detect": (DetectOpt, None),
+    "batch_size": (BatchOpt, 64),
+    "device": (DeviceOpt, Device.auto),
+}
+
+
+def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the options of :data:`RUN_OPTIONS`; it receives them as one ``run`` (RunOptions)."""
+    sig = inspect.signature(command, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "run"]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+             for name, (annotation, default) in RUN_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        run = RunOptions.of(**{name: value(kwargs.pop(name)) for name in RUN_OPTIONS})
+        return command(**kwargs, run=run)
+
+    del wrapper.__wrapped__  # Typer reads the signature below, not the command's own
+    wrapper.__signature__ = sig.replace(parameters=own + extra)
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+    return wrapper
+
+
+@contextlib.contextmanager
+def progress(run: RunOptions, what: str) -> Iterator[RunOptions]:
+    """A rich progress bar (on stderr) while the block runs; yields ``run`` reporting to it."""
+    bar, on_total, on_progress = progress_callbacks(what)
+    with bar:
+        yield dataclasses.replace(run, on_total=on_total, on_progress=on_progress)
 
 
 def console():
@@ -92,14 +107,20 @@ def progress_callbacks(what: str):
     return bar, (lambda n: bar.update(task, total=n)), (lambda n: bar.advance(task, n))
 
 
-def load(model: Path | None, task: str, device: Device):
-    """Load the model and say which file (shipped or not) runs on which device."""
-    from facecli.api import load_model
+def load(model: Path | None, task: str, run: RunOptions, gallery: Any = None, threshold: float | None = None):
+    """Load the model (for ``gallery``: the one that built it, unless ``model`` is given), check a given
+    ``--threshold`` against the range of its scores, and say which file (shipped or not) runs on which device."""
+    from facecli.api import load_model, model_for_gallery
+    from facecli.card import check_threshold
     from facecli.runtime import gpu_hint
 
-    m = load_model(model, task, device=device.value)
+    if gallery is not None:
+        m = model_for_gallery(gallery, model, device=run.device)
+    else:
+        m = load_model(model, task, device=run.device)
+    check_threshold(m.card.task, threshold, "--threshold")
     console().print(f"model: {m.describe()}")
-    hint = gpu_hint() if m.device == "cpu" and device is not Device.cpu else ""
+    hint = gpu_hint() if m.device == "cpu" and run.device != "cpu" else ""
     if hint:
         console().print(f"note: {hint}")
     return m
@@ -109,6 +130,11 @@ def print_rows(title: str, rows) -> None:
     from facecli.report import metric_table
 
     console().print(metric_table(title, rows))
+
+
+def wrote(out: Path, what: str = "") -> None:
+    """The last line of a command: where it wrote."""
+    console().print(f"wrote {out.resolve()}{what}")
 
 
 def exit_if_all_failed(table, out: Path) -> None:

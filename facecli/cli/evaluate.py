@@ -7,19 +7,8 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli.common import (
-    BatchOpt,
-    DetectOpt,
-    Device,
-    DeviceOpt,
-    ModelOpt,
-    SplitOpt,
-    console,
-    load,
-    print_rows,
-    progress_callbacks,
-    value,
-)
+from facecli.cli.common import ModelOpt, SplitOpt, ThresholdOpt, console, load, print_rows, progress, with_run_options, wrote
+from facecli.options import RunOptions
 
 app = typer.Typer(help="Evaluate a model on a labelled folder and write a full report.", no_args_is_help=True)
 
@@ -27,6 +16,7 @@ ReportDir = typer.Option(file_okay=False, help="Report folder to write (created 
 
 
 @app.command("gender")
+@with_run_options
 def evaluate_gender_cmd(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                          help="Labelled folder with male/ and female/, or a Task A folder (its "
@@ -34,33 +24,32 @@ def evaluate_gender_cmd(
     out: Annotated[Path, ReportDir] = Path("eval-gender"),
     model: ModelOpt = None,
     split: SplitOpt = None,
-    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="P(female) threshold. Default: the "
-                                                                           "model's stored one.")] = None,
-    detect: DetectOpt = None,
-    batch_size: BatchOpt = 64,
-    device: DeviceOpt = Device.auto,
+    threshold: ThresholdOpt = None,
+    *,
+    run: RunOptions,
 ) -> None:
     """Evaluate a gender model: accuracy, precision, recall, F1, balanced accuracy, confusion matrix, plots."""
     from facecli.api import evaluate_gender
-    from facecli.summary import gender_rows, gender_title
+    from facecli.summary import gender_title
 
-    m = load(model, "gender", device)
-    bar, on_total, on_progress = progress_callbacks("evaluate")
-    with bar:
-        res = evaluate_gender(data, m, out=out, split=value(split), threshold=threshold, detect=value(detect),
-                              batch_size=batch_size, on_total=on_total, on_progress=on_progress)
-    metrics = res["metrics"]
-    print_rows(gender_title(metrics, f"{metrics['data']} with {m.path.name}"), gender_rows(metrics))
-    console().print(f"scored {metrics['data']}")
-    cm = metrics["confusion_matrix"]
+    m = load(model, "gender", run, threshold=threshold)
+    with progress(run, "evaluate") as run:
+        res = evaluate_gender(data, m, split=None if split is None else split.value, threshold=threshold,
+                              options=run)
+    res.save(out)
+    metrics = res.metrics
+    print_rows(gender_title(metrics, f"{metrics['data']} with {m.path.name}"), res.summary_rows())
     c = console()
+    c.print(f"scored {metrics['data']}")
+    cm = metrics["confusion_matrix"]
     c.print(f"confusion matrix (rows true, cols predicted) male: {cm[0]}  female: {cm[1]}")
     if metrics.get("failed"):
         c.print(f"files that failed: {metrics['failed']}")
-    c.print(f"wrote {out.resolve()}: predictions.csv, metrics.json and plots")
+    wrote(out, ": predictions.csv, metrics.json and plots")
 
 
 @app.command("identity")
+@with_run_options
 def evaluate_identity_cmd(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                          help="Task B-layout folder (ROOT/<identity>/ with distortion/), or a Task "
@@ -68,24 +57,22 @@ def evaluate_identity_cmd(
     out: Annotated[Path, ReportDir] = Path("eval-identity"),
     model: ModelOpt = None,
     split: SplitOpt = None,
-    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Cosine similarity threshold. Default: "
-                                                                           "the model's.")] = None,
-    detect: DetectOpt = None,
-    batch_size: BatchOpt = 64,
-    device: DeviceOpt = Device.auto,
+    threshold: ThresholdOpt = None,
+    *,
+    run: RunOptions,
 ) -> None:
     """FACECOM protocol (gallery = clean, probes = distorted) and cross-photo protocol, full report."""
     from facecli.api import evaluate_identity
     from facecli.report import print_identity_report
 
-    m = load(model, "identity", device)
-    bar, on_total, on_progress = progress_callbacks("embed")
-    with bar:
-        results = evaluate_identity(data, m, out=out, split=value(split), threshold=threshold, detect=value(detect),
-                                    batch_size=batch_size, on_total=on_total, on_progress=on_progress)
+    m = load(model, "identity", run, threshold=threshold)
+    with progress(run, "embed") as run:
+        res = evaluate_identity(data, m, split=None if split is None else split.value, threshold=threshold,
+                                options=run)
+    res.save(out)
     c = console()
-    for name, res in results.items():
-        print_identity_report(c, res, f"{name} protocol on {data}")
-    if "cross_photo" not in results:
+    for name, r in res.results.items():
+        print_identity_report(c, r, f"{name} protocol on {data}")
+    if "cross_photo" not in res.results:
         c.print("cross-photo protocol: no identity with two or more clean photos in this folder")
-    c.print(f"wrote report to {out.resolve()}")
+    wrote(out, " (report)")

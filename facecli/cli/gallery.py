@@ -7,38 +7,28 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli.common import (
-    BatchOpt,
-    DetectOpt,
-    Device,
-    DeviceOpt,
-    GalleryOpt,
-    ModelOpt,
-    console,
-    load,
-    print_rows,
-    progress_callbacks,
-    value,
-)
+from facecli.cli.common import GalleryOpt, ModelOpt, console, load, print_rows, progress, with_run_options
+from facecli.options import RunOptions
 
 app = typer.Typer(help="Build, extend and inspect galleries of identity photos.", no_args_is_help=True)
 
 Distorted = typer.Option("--include-distorted", help="Also embed the distortion/ images.")
 
 
-def _report(rep, path: Path, g) -> None:
-    from facecli.summary import gallery_rows
-
+def _report(built, path: Path) -> None:
     c = console()
-    print_rows(f"gallery {path}", gallery_rows(rep, g))
+    print_rows(f"gallery {path}", built.summary_rows())
+    rep = built.report
     for p, e in list(rep.failures.items())[:20]:
         c.print(f"  failed: {p}: {e}")
     if rep.skipped_identities:
         more = " ..." if len(rep.skipped_identities) > 20 else ""
         c.print(f"  skipped: {', '.join(rep.skipped_identities[:20])}{more}")
+    c.print(f"wrote gallery {path.resolve()}")
 
 
 @app.command("build")
+@with_run_options
 def gallery_build_cmd(
     root: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                          help="Identity folders: ROOT/<identity>/*.jpg (clean images).")],
@@ -49,47 +39,39 @@ def gallery_build_cmd(
                                                                            "or one template (mean embedding) per "
                                                                            "identity.")] = True,
     include_distorted: Annotated[bool, Distorted] = False,
-    detect: DetectOpt = None,
-    batch_size: BatchOpt = 64,
-    device: DeviceOpt = Device.auto,
+    *,
+    run: RunOptions,
 ) -> None:
     """Build a gallery (FAISS inner-product index + JSON metadata) from clean identity photos."""
     from facecli.api import build_gallery
 
-    m = load(model, "identity", device)
-    bar, on_total, on_progress = progress_callbacks("embed")
-    with bar:
-        g, rep = build_gallery(root, m, out=gallery, per_image=per_image, include_distorted=include_distorted,
-                               detect=value(detect), batch_size=batch_size, on_total=on_total,
-                               on_progress=on_progress)
-    _report(rep, gallery, g)
-    console().print(f"wrote gallery {gallery.resolve()}")
+    m = load(model, "identity", run)
+    with progress(run, "embed") as run:
+        built = build_gallery(root, m, per_image=per_image, include_distorted=include_distorted, options=run)
+    built.save(gallery)
+    _report(built, gallery)
 
 
 @app.command("add")
+@with_run_options
 def gallery_add_cmd(
     root: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                          help="Identity folders to add; identities already present are replaced.")],
     gallery: GalleryOpt = Path("gallery"),
     model: ModelOpt = None,
     include_distorted: Annotated[bool, Distorted] = False,
-    detect: DetectOpt = None,
-    batch_size: BatchOpt = 64,
-    device: DeviceOpt = Device.auto,
+    *,
+    run: RunOptions,
 ) -> None:
-    """Add or replace identities in a gallery without re-embedding the others (safe to run several at once)."""
+    """Add or replace identities in a gallery without re-embedding the others (safe to run several at once).
+    Without --model, the model that built the gallery embeds them."""
     from facecli.api import add_to_gallery, load_gallery
 
-    load_gallery(gallery)  # a missing or corrupt gallery fails before the model loads
-    m = load(model, "identity", device)
-    bar, on_total, on_progress = progress_callbacks("embed")
-    with bar:
-        g, added, replaced, rep = add_to_gallery(gallery, root, m, include_distorted=include_distorted,
-                                                 detect=value(detect), batch_size=batch_size, on_total=on_total,
-                                                 on_progress=on_progress)
-    console().print(f"added {added} and replaced {replaced} identities")
-    _report(rep, gallery, g)
-    console().print(f"wrote gallery {gallery.resolve()}")
+    m = load(model, "identity", run, gallery=load_gallery(gallery))  # a bad gallery fails before the model loads
+    with progress(run, "embed") as run:
+        built = add_to_gallery(gallery, root, m, include_distorted=include_distorted, options=run)
+    console().print(f"added {built.added} and replaced {built.replaced} identities")
+    _report(built, gallery)
 
 
 @app.command("info")

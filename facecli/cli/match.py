@@ -8,31 +8,27 @@ from typing import Annotated
 import typer
 
 from facecli.cli.common import (
-    BatchOpt,
-    DetectOpt,
-    Device,
-    DeviceOpt,
     GalleryOpt,
-    Layout,
     ModelOpt,
-    Objective,
-    Probes,
     ProbesOpt,
+    ThresholdOpt,
     console,
     exit_if_all_failed,
     load,
     print_rows,
-    progress_callbacks,
-    value,
+    progress,
+    with_run_options,
+    wrote,
 )
+from facecli.options import Layout, Objective, Probes, RunOptions
 
 
+@with_run_options
 def match_cmd(
     probes_dir: Annotated[Path, typer.Argument(metavar="PROBES", exists=True, file_okay=False,
                                                help="Identity-layout folder or any folder of images.")],
     gallery: GalleryOpt = Path("gallery"),
-    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Accept when cosine similarity >= T. "
-                                                    "Default: the gallery's (calibrated, else the model's).")] = None,
+    threshold: ThresholdOpt = None,
     out: Annotated[Path, typer.Option(dir_okay=False, help="CSV file of matches to write (a file, not a folder).")]
     = Path("matches.csv"),
     report: Annotated[Path | None, typer.Option(file_okay=False, help="Report folder (metrics JSON, per-distortion "
@@ -44,39 +40,39 @@ def match_cmd(
     layout: Annotated[Layout, typer.Option(help="auto (identity layout when PROBES holds identity folders), "
                                                 "identity, or plain (any images, no ground truth).")] = Layout.auto,
     top_k: Annotated[int, typer.Option(min=1, max=1000, help="Nearest identities listed per probe.")] = 5,
-    model: ModelOpt = None,
-    detect: DetectOpt = None,
-    batch_size: BatchOpt = 64,
-    device: DeviceOpt = Device.auto,
+    model: Annotated[Path | None, typer.Option("--model", "-m", exists=True, dir_okay=False,
+                                               help="ONNX model file. Default: the model that built the gallery.")]
+    = None,
+    *,
+    run: RunOptions,
 ) -> None:
     """Match probe images against a gallery; with ground truth, print and save the full metric report."""
     from facecli.api import load_gallery, match_probes
     from facecli.atomic import check_output_file
     from facecli.report import print_identity_report
-    from facecli.summary import match_rows, open_set_note
+    from facecli.summary import open_set_note
 
     check_output_file(out)
     g = load_gallery(gallery)
-    m = load(model, "identity", device)
-    bar, on_total, on_progress = progress_callbacks("match")
-    with bar:
-        run = match_probes(probes_dir, g, m, threshold=threshold, top_k=top_k, which=probes.value,
-                           layout=layout.value, detect=value(detect), batch_size=batch_size, on_total=on_total,
-                           on_progress=on_progress)
-    rdir = run.save(out, report, plots=plots, extra={"probes_folder": str(probes_dir), "gallery": str(gallery)})
+    m = load(model, "identity", run, gallery=g, threshold=threshold)
+    with progress(run, "match") as run:
+        res = match_probes(probes_dir, g, m, threshold=threshold, top_k=top_k, which=probes.value,
+                           layout=layout.value, options=run)
+    rdir = res.save(out, report, plots=plots, extra={"probes_folder": str(probes_dir), "gallery": str(gallery)})
     c = console()
-    print_rows("match summary", match_rows(run.table, run.threshold, run.threshold_source))
-    if run.result is not None:
-        print_identity_report(c, run.result, f"match {probes_dir} against {gallery}")
-        note = open_set_note(run.result.metrics)
+    print_rows("match summary", res.summary_rows())
+    if res.result is not None:
+        print_identity_report(c, res.result, f"match {probes_dir} against {gallery}")
+        note = open_set_note(res.result.metrics)
         if note:
             c.print(note)
-        c.print(f"wrote {out.resolve()} and report in {rdir.resolve()}")
+        wrote(out, f" and report in {rdir.resolve()}")
     else:
-        c.print(f"wrote {out.resolve()} (no ground truth: no metrics)")
-    exit_if_all_failed(run.table, out)
+        wrote(out, " (no ground truth: no metrics)")
+    exit_if_all_failed(res.table, out)
 
 
+@with_run_options
 def calibrate_cmd(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                          help="Labelled identity-layout folder whose identities are in the gallery "
@@ -87,20 +83,16 @@ def calibrate_cmd(
     far: Annotated[float, typer.Option(min=0.0, max=1.0, help="Target false accept rate for --objective far.")] = 1e-3,
     probes: ProbesOpt = Probes.distorted,
     model: ModelOpt = None,
-    detect: DetectOpt = None,
-    batch_size: BatchOpt = 64,
-    device: DeviceOpt = Device.auto,
+    *,
+    run: RunOptions,
 ) -> None:
     """Choose the match threshold on a labelled folder and store it in the gallery."""
     from facecli.api import calibrate_threshold, load_gallery
 
-    load_gallery(gallery)
-    m = load(model, "identity", device)
-    bar, on_total, on_progress = progress_callbacks("calibrate")
-    with bar:
+    m = load(model, "identity", run, gallery=load_gallery(gallery))
+    with progress(run, "calibrate") as run:
         res = calibrate_threshold(data, gallery, m, objective=objective.value, far=far, which=probes.value,
-                                  detect=value(detect), batch_size=batch_size, on_total=on_total,
-                                  on_progress=on_progress)
+                                  options=run)
     console().print(f"threshold {res['threshold']:.4f} ({res['source']}); at it: FAR {res['far']:.2e}, "
                     f"TAR {res['tar']:.4f}, verification F1 {res['f1']:.4f} "
                     f"({res['genuine']} genuine, {res['impostor']} impostor pairs); stored in {gallery.resolve()}")

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli.common import Align, Detect, Device, console, print_rows, require_training_stack
+from facecli.cli.common import console, print_rows, require_training_stack
 from facecli.errors import FacecliError
+from facecli.options import Align, Detect, Device
 
 app = typer.Typer(help="Train a model from a FACECOM-style folder into a run folder (needs the train extra).",
                   no_args_is_help=True)

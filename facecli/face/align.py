@@ -3,7 +3,7 @@
 The five points are, in image order: left eye, right eye, nose tip, left mouth corner, right mouth corner
 (left = smaller x in the image). A template gives where those points sit in the model's square input,
 in units of the input side, so one template serves every input size. A model's template is named in its
-:class:`facecli.preprocess.Preprocessing` record and used identically by training, export checks,
+:class:`facecli.face.preprocess.Preprocessing` record and used identically by training, export checks,
 gallery building, matching and classification.
 """
 
@@ -12,17 +12,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from facecli.face.mtcnn import DLIB_CHIP_LANDMARKS
+
 # ArcFace's 112x112 template (insightface), in units of the side: the de-facto standard for face crops.
 _ARCFACE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]], np.float64
 )
-# Where MTCNN's five points fall in dlib's 150x150 face chips (dlib.get_face_chip, padding 0.25): the median
-# over 346 FACECOM training photos (dlib's HOG detector and 5-point shape predictor made the chips, MTCNN
-# then found the points on each chip), made left-right symmetric. Aligning with it reproduces the framing
-# dlib's face-recognition ResNet was trained on.
-_DLIB_150 = np.array(
-    [[0.3061, 0.2938], [0.6711, 0.2938], [0.4886, 0.5114], [0.3318, 0.6870], [0.6454, 0.6870]], np.float64
-)
+# dlib's 150 px chip, as MTCNN's five points fall on it (measured with the detector: facecli.face.mtcnn)
+_DLIB_150 = np.array(DLIB_CHIP_LANDMARKS, np.float64)
 TEMPLATES: dict[str, np.ndarray] = {"arcface": _ARCFACE_112 / 112.0, "dlib": _DLIB_150}
 
 

@@ -12,9 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facecli.align import TEMPLATES, align_face
-
-Box = tuple[int, int, int, int]  # x, y, w, h in source-image pixels
+from facecli.face.align import TEMPLATES, align_face
+from facecli.face.detectors import Box, detector_class, detector_names
 
 
 @dataclass(frozen=True)
@@ -26,11 +25,12 @@ class Preprocessing:
     colour: channel order the model expects ("RGB" or "BGR").
     crop: fraction of the shorter image side kept by the centred square crop used when no face box is
         known (0.8 keeps the face and some hair of a 250x250 LFW-style photo).
-    detect: "none" (centred crop only) or "auto" (detect faces with MTCNN, see :mod:`facecli.detect`).
+    detect: "none" (centred crop only), "auto" (the default face detector) or a detector's registry name
+        (:data:`facecli.face.detectors.DETECTORS`).
     face_margin: without alignment, the square around a detected face box is this many times the box's
         larger side. :func:`margin_for_crop` gives the margin whose framing matches a centred ``crop`` on
         LFW-style photos.
-    template: "none", or the alignment template (:data:`facecli.align.TEMPLATES`, e.g. "arcface") that a
+    template: "none", or the alignment template (:data:`facecli.face.align.TEMPLATES`, e.g. "arcface") that a
         detected face's five landmarks are warped onto by a similarity transform.
     zoom: with a template, > 1 shows more context around the face (1 = the template as published).
     """
@@ -77,8 +77,8 @@ class Preprocessing:
             raise ValueError(f"colour must be RGB or BGR, not {self.colour!r}")
         if not 0.1 <= self.crop <= 1.0:
             raise ValueError(f"crop must lie in [0.1, 1], not {self.crop}")
-        if self.detect not in ("none", "auto"):
-            raise ValueError(f"detect must be 'none' or 'auto', not {self.detect!r}")
+        if self.detect != "none" and self.detect not in detector_names():
+            raise ValueError(f"detect must be 'none' or one of {', '.join(detector_names())}, not {self.detect!r}")
         if self.template != "none" and self.template not in TEMPLATES:
             raise ValueError(f"template must be 'none' or one of {', '.join(sorted(TEMPLATES))}, not {self.template!r}")
         if not 0.5 <= self.zoom <= 3.0:
@@ -90,15 +90,10 @@ class Preprocessing:
         return self.template != "none"
 
 
-# The larger side of MTCNN's face box is 0.49 of the side of an LFW-style face photo (median over FACECOM's
-# clean training photos; detect.FRAME_PRIOR), so a margin of crop / 0.49 frames a detected face like the
-# centred crop.
-BOX_FRACTION = 0.49
-
-
-def margin_for_crop(crop: float) -> float:
-    """The face-box margin that frames a detected face like a centred ``crop`` frames an LFW-style photo."""
-    return round(crop / BOX_FRACTION, 3)
+def margin_for_crop(crop: float, detector: str = "auto") -> float:
+    """The face-box margin that frames a face found by ``detector`` like a centred ``crop`` frames an LFW-style
+    photo: ``crop`` over the detector's ``box_fraction`` (its box's share of such a photo)."""
+    return round(crop / detector_class(detector).box_fraction, 3)
 
 
 def square_region(img_shape: tuple[int, ...], spec: Preprocessing, box: Box | None) -> tuple[int, int, int]:

@@ -4,9 +4,10 @@ MTCNN (Zhang et al., 2016) is a cascade of three small networks: P-Net proposes 
 pyramid, R-Net refines them on 24x24 crops, O-Net scores them on 48x48 crops and places five landmarks
 (left eye, right eye, nose tip, left and right mouth corner). The weights ship in ``models/`` as
 ``mtcnn_{pnet,rnet,onet}.onnx``, converted once from the ``facenet-pytorch`` wheel (MIT) by
-:mod:`training.mtcnn`.
+:mod:`facecli.training.mtcnn`.
 
-:func:`detect_faces` wraps the cascade for the photos facecli meets:
+:class:`MTCNNDetector` (registry name "mtcnn", what ``detect="auto"`` runs) wraps the cascade for the photos
+facecli meets:
 
 - large photos are searched on a copy at most ``max_side`` pixels long and the results mapped back;
 - when nothing is found, the image is searched again inside a padded canvas, which finds faces in tight
@@ -24,14 +25,14 @@ pyramid, R-Net refines them on 24x24 crops, O-Net scores them on 48x48 crops and
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
 from facecli.errors import FacecliError
-from facecli.preprocess import Box
+from facecli.face.detectors import DETECTED, FALLBACK, Face
 
 # stage thresholds of the cascade (P-Net, R-Net, O-Net), the pyramid factor and NMS overlaps
 THRESHOLDS = (0.8, 0.7, 0.8)
@@ -65,18 +66,15 @@ PAD_MIN_FACE = 40
 # how much a tight crop is padded on each side before the second search, as a share of its size
 PAD_FRACTION = 0.3
 
-DETECTED = "detected"
-FALLBACK = "fallback"
-
-
-@dataclass(frozen=True)
-class Face:
-    """One face: its box, five landmarks ((5, 2) x, y in source pixels), O-Net's score, how it was found."""
-
-    box: Box
-    landmarks: np.ndarray
-    score: float
-    status: str = DETECTED
+# Constants measured with MTCNN's boxes and landmarks; a new detector measures its own.
+# The larger side of MTCNN's face box is 0.49 of the side of an LFW-style face photo: the larger side of the
+# median box FRAME_PRIOR below (0.750 - 0.259), re-measured with ``scripts/eval_detection.py --prior``.
+BOX_FRACTION = 0.49
+# Where MTCNN's five points fall in dlib's 150x150 face chips (dlib.get_face_chip, padding 0.25): the median
+# over 346 FACECOM training photos (dlib's HOG detector and 5-point shape predictor made the chips, MTCNN
+# then found the points on each chip), made left-right symmetric. Aligning with it reproduces the framing
+# dlib's face-recognition ResNet was trained on (re-measure with another detector's points on the same chips).
+DLIB_CHIP_LANDMARKS = ((0.3061, 0.2938), (0.6711, 0.2938), (0.4886, 0.5114), (0.3318, 0.6870), (0.6454, 0.6870))
 
 
 def _model_dir() -> Path:
@@ -272,18 +270,6 @@ def crop_boxes(rgb: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
 
 # -- the detector facecli uses -------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_detector: MTCNN | None = None
-
-
-def get_detector() -> MTCNN:
-    """The process-wide MTCNN (loaded once, on first use)."""
-    global _detector
-    with _lock:
-        if _detector is None:
-            _detector = MTCNN()
-        return _detector
-
 
 def frame_prior_box(h: int, w: int) -> np.ndarray:
     """The square box (x1, y1, x2, y2) where an LFW-style frame of this size holds its face."""
@@ -318,7 +304,32 @@ def _covers_centre(f: Face, h: int, w: int) -> bool:
     return x <= w / 2 <= x + bw and y <= h / 2 <= y + bh
 
 
-def detect_faces(
+class MTCNNDetector:
+    """The shipped face detector (registry name "mtcnn"): the cascade plus the search rules above.
+
+    The three networks are loaded on first use and shared by every thread.
+    """
+
+    box_fraction: ClassVar[float] = BOX_FRACTION
+
+    def __init__(self) -> None:
+        self._nets: MTCNN | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def nets(self) -> MTCNN:
+        with self._lock:
+            if self._nets is None:
+                self._nets = MTCNN()
+            return self._nets
+
+    def detect(self, bgr: np.ndarray, *, largest_only: bool = False, **options) -> list[Face]:
+        """Faces in ``bgr``, largest first (see :func:`search` for ``options``)."""
+        return search(self.nets, bgr, largest_only=largest_only, **options)
+
+
+def search(
+    net: MTCNN,
     img: np.ndarray,
     *,
     max_side: int = 640,
@@ -328,7 +339,7 @@ def detect_faces(
     fallback: bool = True,
     largest_only: bool = False,
 ) -> list[Face]:
-    """Faces in ``img`` (BGR uint8), largest first; empty when none is found.
+    """Faces in ``img`` (BGR uint8) found by the cascade ``net``, largest first; empty when none is found.
 
     The search runs on a copy at most ``max_side`` pixels long (results are mapped back to ``img``'s
     pixels); faces smaller than ``min_face`` pixels of that copy, or than ``min_face_frac`` of its shorter
@@ -346,7 +357,6 @@ def detect_faces(
     small = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) \
         if scale < 1 else img
     rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-    net = get_detector()
     smallest = max(float(min_face), min(rgb.shape[:2]) * min_face_frac)
     faces = []
     coarse = min(rgb.shape[:2]) * COARSE_FRACTION
