@@ -8,7 +8,7 @@ read them, so a choice is added in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 from typing import Any
@@ -23,57 +23,31 @@ Progress = Callable[[int], None] | None
 # ------------------------------------------------------------------ choice sets
 
 
-Detect = Enum("Detect", {n: n for n in (*detector_names(), "none")}, type=str)
-Detect.__doc__ = "Face detection: auto (the default detector), a detector's registry name, or none (centred crop)."
+def choice_set(name: str, values: Iterable[str], doc: str) -> type[Enum]:
+    """A choice set: a str Enum whose members are ``values`` (Typer shows them; the API checks against them)."""
+    enum = Enum(name, {v: v for v in values}, type=str, module=__name__)
+    enum.__doc__ = doc
+    return enum
 
 
-class Device(str, Enum):
-    """Where inference runs: auto (CUDA when usable, else the CPU), cpu or cuda."""
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-Align = Enum("Align", {n: n for n in ("none", *TEMPLATES)}, type=str)
-Align.__doc__ = "Alignment template for training: none, or a landmark template of facecli.face.align.TEMPLATES."
-
-
-class Probes(str, Enum):
-    """Which images of an identity-layout folder are probes."""
-
-    distorted = "distorted"
-    clean = "clean"
-    all = "all"
-
-
-class Layout(str, Enum):
-    """How a probe folder is read: auto (identity layout when it has it), identity, or plain images."""
-
-    auto = "auto"
-    identity = "identity"
-    plain = "plain"
-
-
-class Objective(str, Enum):
-    """What a calibrated threshold optimises: f1 (verification F1) or far (a false accept rate)."""
-
-    f1 = "f1"
-    far = "far"
-
-
-class Split(str, Enum):
-    """Which split of a Task folder to use."""
-
-    train = "train"
-    val = "val"
-
-
-class Task(str, Enum):
-    """What a model does."""
-
-    gender = "gender"
-    identity = "identity"
+Detect = choice_set("Detect", (*detector_names(), "none"),
+                    "Face detection: auto (the default detector), a detector's registry name, or none (centred crop).")
+Device = choice_set("Device", ("auto", "cpu", "cuda"),
+                    "Where a model runs: auto (CUDA when usable, else the CPU), cpu or cuda.")
+Align = choice_set("Align", ("none", *TEMPLATES), "Alignment template for training (facecli.face.align.TEMPLATES).")
+Probes = choice_set("Probes", ("distorted", "clean", "all"), "Which images of an identity-layout folder are probes.")
+Layout = choice_set("Layout", ("auto", "identity", "plain"),
+                    "How a probe folder is read: auto (identity layout when it has it), identity, or plain images.")
+Objective = choice_set("Objective", ("f1", "far"),
+                       "What a calibrated threshold optimises: verification F1, or a false accept rate.")
+Split = choice_set("Split", ("train", "val"), "Which split of a Task folder to use.")
+Task = choice_set("Task", ("gender", "identity"), "What a model does.")
+# training choices
+Balance = choice_set("Balance", ("loss", "sampler", "both", "none"),
+                     "Gender class imbalance: loss (pos_weight), sampler (weighted sampling), both or none.")
+GenderLoss = choice_set("GenderLoss", ("bce", "focal"), "Gender loss.")
+Select = choice_set("Select", ("f1", "balanced_accuracy"), "Best-epoch and threshold criterion for gender.")
+IdentityLoss = choice_set("IdentityLoss", ("arcface", "triplet"), "Identity loss.")
 
 
 def choices(enum: type[Enum]) -> tuple[str, ...]:

@@ -47,56 +47,25 @@ def match_embeddings(
     With ``true_ids`` the result carries identification metrics (top-1, macro-F1, DIR, FPIR, open-set
     accuracy), 1:1 verification metrics over probe x identity pairs, and the same per distortion ``kinds``.
     """
-    full = None
-    if true_ids is not None and len(probes):
-        # metrics need every probe x identity similarity anyway: rank from that exact matrix
-        col_names, full = gallery.similarity_matrix(probes)
-        idx, sims = top_k_rows(full, top_k)
-        names = [[col_names[j] for j in row] for row in idx]
-    elif len(probes):
-        names, sims = gallery.search(probes, top_k)
-    else:
-        names, sims = [], np.zeros((0, top_k))
-    best = sims[:, 0] if len(probes) else np.zeros(0)
-    pred = [n[0] if n else "" for n in names]
-    accepted = best >= threshold
-    table = pd.DataFrame({
-        "identity": [p if a else "unknown" for p, a in zip(pred, accepted, strict=True)],
-        "similarity": best.astype(float),
-        "accepted": accepted,
-        "nearest": pred,
-        # JSON lists, so that any identity name (with "|", commas or quotes) round-trips
-        "top_k": [json.dumps(list(n), ensure_ascii=False) for n in names],
-        "top_k_similarity": [json.dumps([round(float(v), 4) for v in row[: len(n)]])
-                             for row, n in zip(sims, names, strict=True)],
-    })
-    if true_ids is None:
+    scored = true_ids is not None
+    names, sims, full = rank(gallery, probes, top_k, exact=scored)
+    table = decision_table(names, sims, threshold)
+    best, pred = table["similarity"].to_numpy(), table["nearest"].tolist()
+    if not scored:
         return MatchResult(table)
     true_ids = list(true_ids)
     table["true_identity"] = true_ids
     in_gallery = np.isin(np.asarray(true_ids, dtype=object), np.asarray(gallery.identities, dtype=object))
     table["in_gallery"] = in_gallery
-    if full is None:
-        col_names, full = gallery.similarity_matrix(probes)
+    col_names, full = full if full is not None else gallery.similarity_matrix(probes)
     col = {n: i for i, n in enumerate(col_names)}
     true_col = np.array([col.get(t, -1) for t in true_ids])
     rng = np.random.default_rng(seed)
 
-    def scores(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.flatnonzero(mask)
-        gen = full[rows[true_col[rows] >= 0], true_col[rows][true_col[rows] >= 0]]
-        neg = np.ones((len(rows), full.shape[1]), bool)
-        ok = true_col[rows] >= 0
-        neg[np.flatnonzero(ok), true_col[rows][ok]] = False
-        imp = full[rows][neg]
-        if len(imp) > MAX_IMPOSTOR_PAIRS:
-            imp = rng.choice(imp, MAX_IMPOSTOR_PAIRS, replace=False)
-        return gen, imp
-
     def block(mask: np.ndarray) -> dict[str, Any]:
         ident = identification_metrics(np.asarray(true_ids, dtype=object)[mask], np.asarray(pred, dtype=object)[mask],
                                        best[mask], in_gallery[mask], threshold)
-        gen, imp = scores(mask)
+        gen, imp = pair_scores(full, true_col, mask, rng)
         ver = verification_metrics(gen, imp, threshold)
         return {**ident, **{f"verification_{k}": v for k, v in ver.items()}}, gen, imp
 
@@ -114,6 +83,52 @@ def match_embeddings(
         per_kind = pd.DataFrame(rows).T
         per_kind.index.name = "distortion"
     return MatchResult(table, metrics, per_kind, genuine, impostor)
+
+
+def decision_table(names: list[list[str]], sims: np.ndarray, threshold: float) -> pd.DataFrame:
+    """One row per probe: identity (the nearest, or "unknown" below ``threshold``), similarity, accepted,
+    nearest, and the top-k names and similarities as JSON lists."""
+    best = sims[:, 0] if len(names) else np.zeros(0)
+    pred = [n[0] if n else "" for n in names]
+    accepted = best >= threshold
+    return pd.DataFrame({
+        "identity": [p if a else "unknown" for p, a in zip(pred, accepted, strict=True)],
+        "similarity": best.astype(float),
+        "accepted": accepted,
+        "nearest": pred,
+        # JSON lists, so that any identity name (with "|", commas or quotes) round-trips
+        "top_k": [json.dumps(list(n), ensure_ascii=False) for n in names],
+        "top_k_similarity": [json.dumps([round(float(v), 4) for v in row[: len(n)]])
+                             for row, n in zip(sims, names, strict=True)],
+    })
+
+
+def rank(gallery: Gallery, probes: np.ndarray, top_k: int, exact: bool):
+    """The ``top_k`` nearest identities of each probe and their similarities; with ``exact`` (metrics need
+    every probe x identity similarity anyway) ranked from that full matrix, also returned as (names, matrix)."""
+    if not len(probes):
+        return [], np.zeros((0, top_k)), None
+    if not exact:
+        names, sims = gallery.search(probes, top_k)
+        return names, sims, None
+    col_names, full = gallery.similarity_matrix(probes)
+    idx, sims = top_k_rows(full, top_k)
+    return [[col_names[j] for j in row] for row in idx], sims, (col_names, full)
+
+
+def pair_scores(full: np.ndarray, true_col: np.ndarray, mask: np.ndarray,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Genuine (probe, own identity) and impostor (probe, other identity) similarities of the ``mask`` probes;
+    impostors are subsampled (seeded) beyond :data:`MAX_IMPOSTOR_PAIRS`."""
+    rows = np.flatnonzero(mask)
+    ok = true_col[rows] >= 0
+    gen = full[rows[ok], true_col[rows][ok]]
+    neg = np.ones((len(rows), full.shape[1]), bool)
+    neg[np.flatnonzero(ok), true_col[rows][ok]] = False
+    imp = full[rows][neg]
+    if len(imp) > MAX_IMPOSTOR_PAIRS:
+        imp = rng.choice(imp, MAX_IMPOSTOR_PAIRS, replace=False)
+    return gen, imp
 
 
 def in_memory_gallery(embeddings: np.ndarray, identities: Sequence[str], threshold: float = 0.5,

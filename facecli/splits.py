@@ -64,3 +64,28 @@ def split_by_identity(items: Sequence[IdentityImage], fraction: float, seed: int
     tr = [i for i, it in enumerate(items) if it.identity not in val]
     va = [i for i, it in enumerate(items) if it.identity in val]
     return tr, va
+
+
+def gender_holdout(facecom: Path, fraction: float = 0.2, seed: int = 0) -> tuple[list[Path], list[int]]:
+    """The held-out people's photos of FACECOM's Task A training split (``facecom/Task_A``) and their labels:
+    the split every gender evaluation script and ``train gender`` use."""
+    from facecli.scan import resolve_gender_split, scan_gender_folder
+
+    train_dir = resolve_gender_split(Path(facecom) / "Task_A", "train")
+    if train_dir is None:
+        raise FacecliError(f"{facecom} has no Task_A/train/ with male/ and female/")
+    paths, labels = scan_gender_folder(train_dir)
+    _, val_paths, _, val_labels = split_by_person(paths, labels, fraction, seed)
+    return val_paths, val_labels
+
+
+def holdout_parser(description: str | None):
+    """An argument parser with what every hold-out script takes: the FACECOM folder (``data``), the share of
+    people held out (``--fraction``) and the split seed (``--seed``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="FACECOM folder holding Task_A/ and Task_B/")
+    parser.add_argument("--fraction", type=float, default=0.2, help="share of people held out")
+    parser.add_argument("--seed", type=int, default=0, help="split seed")
+    return parser

@@ -151,24 +151,38 @@ def main() -> None:
     if args.gallery_scale:
         gallery_scale(args.gallery_scale)
         return
-    facecli = [sys.executable, "-m", "facecli"]
-    rng = np.random.default_rng(0)
     if args.huge:
-        with tempfile.TemporaryDirectory() as tmp:
-            n = min(args.images, 500)
-            # made in a separate process: a child inherits its parent's peak RSS, which would hide the figure
-            import multiprocessing as mp
+        huge_memory(args)
+    else:
+        command_speed(args)
 
-            with mp.get_context("spawn").Pool(1) as pool:
-                sizes = pool.apply(make_huge_folder, (Path(tmp) / "mixed", n, np.random.default_rng(0)))
-            base = [*facecli, "classify", str(Path(tmp) / "mixed"), "--out", str(Path(tmp) / "r.csv")]
-            wall_n, rss_n = timed([*base, "--detect", "none"], args.repeat)
-            wall_a, rss_a = timed([*base, "--detect", "auto"], args.repeat)
-        print(f"# classify on {n} generated 250x250 JPEGs plus huge JPEGs {', '.join(sizes)}; "
-              f"{os.cpu_count()} CPU cores, median of {args.repeat} runs")
-        print(f"--detect none: {wall_n:.1f} s, peak RSS {rss_n:.0f} MiB")
-        print(f"--detect auto: {wall_a:.1f} s, peak RSS {rss_a:.0f} MiB")
-        return
+
+FACECLI = [sys.executable, "-m", "facecli"]
+
+
+def huge_memory(args) -> None:
+    """Peak memory of classify on generated photos plus two huge JPEGs, without and with detection."""
+    facecli = FACECLI
+    with tempfile.TemporaryDirectory() as tmp:
+        n = min(args.images, 500)
+        # made in a separate process: a child inherits its parent's peak RSS, which would hide the figure
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(1) as pool:
+            sizes = pool.apply(make_huge_folder, (Path(tmp) / "mixed", n, np.random.default_rng(0)))
+        base = [*facecli, "classify", str(Path(tmp) / "mixed"), "--out", str(Path(tmp) / "r.csv")]
+        wall_n, rss_n = timed([*base, "--detect", "none"], args.repeat)
+        wall_a, rss_a = timed([*base, "--detect", "auto"], args.repeat)
+    print(f"# classify on {n} generated 250x250 JPEGs plus huge JPEGs {', '.join(sizes)}; "
+          f"{os.cpu_count()} CPU cores, median of {args.repeat} runs")
+    print(f"--detect none: {wall_n:.1f} s, peak RSS {rss_n:.0f} MiB")
+    print(f"--detect auto: {wall_a:.1f} s, peak RSS {rss_a:.0f} MiB")
+
+
+def command_speed(args) -> None:
+    """Whole-command time and peak memory of classify, gallery build and match."""
+    facecli = FACECLI
+    rng = np.random.default_rng(0)
     modes = ["none", "auto"] if args.detect == "both" else [args.detect]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -80,29 +80,13 @@ def main() -> None:
     tr, va = split_identities(items)
 
     if args.prior:
-        boxes = []
-        for i in tr:
-            it = items[i]
-            if it.distortion:
-                continue
-            img = read_image(it.path)
-            f = best(detect_faces(img, pad=False, fallback=False))
-            if f is not None:
-                x, y, w, h = f.box
-                s = img.shape[1]
-                boxes.append([x / s, y / s, (x + w) / s, (y + h) / s])
-        print("median face box (x1, y1, x2, y2) / side over", len(boxes), "training photos:",
-              np.round(np.median(boxes, axis=0), 3).tolist())
+        print_prior(items, tr)
         return
 
     clean = [items[i] for i in va if not items[i].distortion]
     if args.limit:
         clean = clean[: args.limit]
-    by_source = defaultdict(list)
-    for i in va:
-        it = items[i]
-        if it.distortion:
-            by_source[(it.identity, it.source_stem)].append(it)
+    by_source = distorted_by_source([items[i] for i in va])
 
     stats: dict[str, list] = defaultdict(lambda: [0, 0, 0, []])  # n, detected, fallback, errors
 
@@ -140,7 +124,39 @@ def main() -> None:
         add("small in 3x canvas", best(detect_faces(big)), ref + np.float32([ww, hh]))
         n_imgs += 2
     elapsed = time.perf_counter() - t0
+    print_table(stats, clean, n_imgs, elapsed)
+    print_portraits(args.data)
+    print_non_faces()
 
+
+def distorted_by_source(items) -> dict:
+    """The distorted copies of each clean photo: (identity, source stem) -> items."""
+    by_source = defaultdict(list)
+    for it in items:
+        if it.distortion:
+            by_source[(it.identity, it.source_stem)].append(it)
+    return by_source
+
+
+def print_prior(items, tr) -> None:
+    """The median face box of the training-side clean photos (detect.FRAME_PRIOR and BOX_FRACTION)."""
+    boxes = []
+    for i in tr:
+        it = items[i]
+        if it.distortion:
+            continue
+        img = read_image(it.path)
+        f = best(detect_faces(img, pad=False, fallback=False))
+        if f is not None:
+            x, y, w, h = f.box
+            s = img.shape[1]
+            boxes.append([x / s, y / s, (x + w) / s, (y + h) / s])
+    print("median face box (x1, y1, x2, y2) / side over", len(boxes), "training photos:",
+          np.round(np.median(boxes, axis=0), 3).tolist())
+
+
+def print_table(stats, clean, n_imgs: int, elapsed: float) -> None:
+    """Detection rate and landmark error per kind of image."""
     n_ident = len({it.identity for it in clean})
     print(f"Held-out identities of FACECOM train (identity-disjoint split, seed 0): {n_ident} identities, "
           f"{len(clean)} clean photos. Ground truth = landmarks detected on the clean photo "
@@ -155,8 +171,10 @@ def main() -> None:
                   sum((s[3] for s in allk), [])))
     print(f"\n{n_imgs} detections in {elapsed:.1f} s ({n_imgs / elapsed:.0f} images/s, one thread)")
 
-    # studio portraits (Task A, 1024 px long side): detection rate and a sanity check of the eye distance
-    portraits = sorted((args.data / "Task_A").rglob("*_frontal*.jpg"))
+
+def print_portraits(data: Path) -> None:
+    """Studio portraits (Task A, 1024 px long side): detection rate and a sanity check of the eye distance."""
+    portraits = sorted((data / "Task_A").rglob("*_frontal*.jpg"))
     if portraits:
         found, iods = 0, []
         for p in portraits:
@@ -168,6 +186,9 @@ def main() -> None:
         print(f"\nStudio portraits (Task_A *_frontal, all {len(portraits)}): face found in {found / len(portraits):.3f}; "
               f"median eye distance / box width {np.median(iods):.2f}")
 
+
+def print_non_faces() -> None:
+    """Faces found in scikit-image's pictures without a face (should be none), and in astronaut()."""
     from skimage import data as skdata
 
     non_faces = {"chelsea (cat)": skdata.chelsea(), "coffee": skdata.coffee(), "rocket": skdata.rocket(),

@@ -17,7 +17,6 @@ photo changes across the three framings. The threshold is the model's own (tuned
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -25,13 +24,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecli.classify import classify_images
+from facecli.api import classify_images
 from facecli.decode import read_image
 from facecli.face.detectors import detect_faces
 from facecli.metrics import gender_metrics
 from facecli.runtime import load_model
-from facecli.scan import resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
-from facecli.splits import person_of, split_by_person
+from facecli.scan import resolve_identity_root, scan_identity_folder
+from facecli.splits import gender_holdout, holdout_parser, person_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_detection import tight_crop  # noqa: E402  (the same tight framing as the detection benchmark)
@@ -52,15 +51,11 @@ def framings(img: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data", type=Path, help="FACECOM folder holding Task_A/ and Task_B/")
+    ap = holdout_parser(__doc__)
     ap.add_argument("--model", type=Path, help="gender ONNX model (default: the shipped one)")
-    ap.add_argument("--fraction", type=float, default=0.2)
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    paths, labels = scan_gender_folder(resolve_gender_split(args.data / "Task_A", "train"))
-    _, va_p, _, va_y = split_by_person(paths, labels, args.fraction, args.seed)
+    va_p, va_y = gender_holdout(args.data, args.fraction, args.seed)
     label_of = {p.stem: y for p, y in zip(va_p, va_y, strict=True)}
     model = load_model(args.model, "gender")
     sets: dict[str, list[tuple[Path, int, str]]] = {}
@@ -78,7 +73,7 @@ def main() -> None:
         labels_by: dict[str, dict[str, str]] = {}
         rows = []
         for name, items in sets.items():
-            df = classify_images(model, [p for p, _, _ in items])
+            df = classify_images([p for p, _, _ in items], model).table
             first = df[df["face"].astype(str).isin(["0", ""])].reset_index(drop=True)  # the largest face
             y = np.array([lab for _, lab, _ in items])
             p_f = first["p_female"].astype(float).to_numpy()

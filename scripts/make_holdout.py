@@ -14,13 +14,12 @@ Nothing is copied: the folder holds links into DATA.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 from facecli.card import GENDER_LABELS
-from facecli.scan import resolve_gender_split, resolve_identity_root, scan_gender_folder, scan_identity_folder
-from facecli.splits import split_by_identity, split_by_person
+from facecli.scan import resolve_identity_root, scan_identity_folder
+from facecli.splits import gender_holdout, holdout_parser, split_by_identity
 
 
 def link(src: Path, dst: Path) -> None:
@@ -31,16 +30,11 @@ def link(src: Path, dst: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data", type=Path, help="FACECOM folder holding Task_A/ and Task_B/")
+    ap = holdout_parser(__doc__)
     ap.add_argument("out", type=Path, help="folder to create (gender/ and identity/ inside)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--fraction", type=float, default=0.2)
     args = ap.parse_args()
 
-    train_dir = resolve_gender_split(args.data / "Task_A", "train")
-    paths, labels = scan_gender_folder(train_dir)
-    _, val_paths, _, val_labels = split_by_person(paths, labels, args.fraction, args.seed)
+    val_paths, val_labels = gender_holdout(args.data, args.fraction, args.seed)
     for p, y in zip(val_paths, val_labels, strict=True):
         link(p, args.out / "gender" / GENDER_LABELS[y] / p.name)
     print(f"gender: {len(val_paths)} images ({sum(val_labels)} female) -> {args.out / 'gender'}")

@@ -166,6 +166,18 @@ def session_cli():
     return run
 
 
+# fixtures that train and export a tiny model: every test using one needs the training stack
+TRAIN_FIXTURES = {"gender_model", "identity_model", "aligned_gender_onnx", "gender_run", "identity_run"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark the tests that need facecli[train] (torch, timm), so an inference install runs the rest with
+    ``pytest -m "not train"``: those using a training fixture, and those marked by hand."""
+    for item in items:
+        if TRAIN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.train)
+
+
 @pytest.fixture(scope="session")
 def gender_model(gender_data, tmp_path_factory, session_cli) -> tuple[Path, Path]:
     """(run folder, exported ONNX) of a tiny gender model trained for two epochs."""

@@ -7,29 +7,19 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli.common import (
-    ModelOpt,
-    ThresholdOpt,
-    console,
-    exit_if_all_failed,
-    load,
-    print_rows,
-    progress,
-    with_run_options,
-    wrote,
-)
+from facecli.cli import common
 from facecli.options import RunOptions
 
 
-@with_run_options
+@common.with_run_options
 def classify_cmd(
     folder: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                            help="Folder scanned recursively for jpg, jpeg, png, bmp, webp, tif.")],
     out: Annotated[Path, typer.Option(dir_okay=False, help="CSV file to write (a file, not a folder): path, face, "
                                                            "label, p_female, face_status, box, landmarks, error.")]
     = Path("results.csv"),
-    model: ModelOpt = None,
-    threshold: ThresholdOpt = None,
+    model: common.ModelOpt = None,
+    threshold: common.ThresholdOpt = None,
     *,
     run: RunOptions,
 ) -> None:
@@ -39,12 +29,12 @@ def classify_cmd(
     from facecli.card import resolve_threshold
 
     check_output_file(out)
-    m = load(model, "gender", run, threshold=threshold)
+    m = common.load(model, "gender", run, threshold=threshold)
     thr, source = resolve_threshold(m.card, threshold)
-    console().print(f"threshold {thr:.4f} ({source})")
-    with progress(run, "classify") as run:
+    common.console().print(f"threshold {thr:.4f} ({source})")
+    with common.progress(run, "classify") as run:
         res = classify_images(folder, m, threshold=threshold, options=run)
     res.save(out)
-    print_rows(f"classify summary: {folder}", res.summary_rows())
-    wrote(out)
-    exit_if_all_failed(res.table, out)
+    common.print_rows(f"classify summary: {folder}", res.summary_rows())
+    common.wrote(out)
+    common.exit_if_all_failed(res.table, out)

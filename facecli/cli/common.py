@@ -44,10 +44,10 @@ def _score_range(value: float | None) -> float | None:
     return value
 
 
-ThresholdOpt = Annotated[float | None, typer.Option(callback=_score_range, help="Decision threshold: P(female) in [0, 1] for gender, "
-                                                         "cosine similarity in [-1, 1] for identity. Default: the "
-                                                         "stored one (gallery's calibrated, else the model's "
-                                                         "validation-tuned).")]
+ThresholdOpt = Annotated[float | None, typer.Option(
+    callback=_score_range, help="Decision threshold: P(female) in [0, 1] for gender, cosine similarity in [-1, 1] "
+                                "for identity. Default: the stored one (gallery's calibrated, else the model's "
+                                "validation-tuned).")]
 GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", file_okay=False,
                                           help="Gallery folder (index.faiss, templates.npy, gallery.json).")]
 ProbesOpt = Annotated[Probes, typer.Option("--probes", help="Identity layout: which images are probes: distorted "
@@ -64,22 +64,31 @@ RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 
 
-def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command the options of :data:`RUN_OPTIONS`; it receives them as one ``run`` (RunOptions)."""
-    sig = inspect.signature(command, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.name != "run"]
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-             for name, (annotation, default) in RUN_OPTIONS.items()]
+def add_options(options: dict[str, tuple[Any, Any]], into: str, collect: Callable[[dict[str, Any]], Any]):
+    """A decorator giving a command the Typer ``options`` (name -> (annotation, default)); the command receives
+    them as one value, ``into=collect({name: plain value})``. Options shared by commands are declared once."""
 
-    @functools.wraps(command)
-    def wrapper(**kwargs: Any) -> Any:
-        run = RunOptions.of(**{name: value(kwargs.pop(name)) for name in RUN_OPTIONS})
-        return command(**kwargs, run=run)
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(command, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != into]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+                 for name, (annotation, default) in options.items()]
 
-    del wrapper.__wrapped__  # Typer reads the signature below, not the command's own
-    wrapper.__signature__ = sig.replace(parameters=own + extra)
-    wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
-    return wrapper
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            collected = collect({name: value(kwargs.pop(name)) for name in options})
+            return command(**kwargs, **{into: collected})
+
+        del wrapper.__wrapped__  # Typer reads the signature below, not the command's own
+        wrapper.__signature__ = sig.replace(parameters=own + extra)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+        return wrapper
+
+    return decorate
+
+
+with_run_options = add_options(RUN_OPTIONS, "run", lambda kw: RunOptions.of(**kw))
+with_run_options.__doc__ = "Give a command the options of RUN_OPTIONS; it receives them as one ``run`` (RunOptions)."
 
 
 @contextlib.contextmanager

@@ -24,22 +24,19 @@ def _export(task: str, run_dir: Path, out: Path) -> None:
                     f"max abs diff vs PyTorch {info['max_abs_diff']:.2e}")
 
 
-@app.command("gender")
-def export_gender_cmd(
-    run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False,
-                                            help="Run folder written by 'facecli train gender'.")],
-    out: Annotated[Path, typer.Option(dir_okay=False, help="ONNX file to write.")] = Path("gender.onnx"),
-) -> None:
-    """Export a gender run to ONNX (dynamic batch; outputs P(female); model card in its metadata)."""
-    _export("gender", run_dir, out)
+RunDir = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Run folder written by 'facecli train'.")]
+OnnxOut = Annotated[Path, typer.Option(dir_okay=False, help="ONNX file to write.")]
 
 
-@app.command("identity")
-def export_identity_cmd(
-    run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False,
-                                            help="Run folder written by 'facecli train identity'.")],
-    out: Annotated[Path, typer.Option(dir_okay=False, help="ONNX file to write.")] = Path("embedder.onnx"),
-) -> None:
-    """Export an identity run to ONNX (dynamic batch; outputs L2-normalised embeddings; model card in its
-    metadata)."""
-    _export("identity", run_dir, out)
+def _command(task: str, default_out: str, doc: str):
+    def command(run_dir: RunDir, out: OnnxOut = Path(default_out)) -> None:
+        _export(task, run_dir, out)
+
+    command.__doc__ = doc
+    return command
+
+
+app.command("gender")(_command("gender", "gender.onnx", "Export a gender run to ONNX (dynamic batch; outputs "
+                                                        "P(female); model card in its metadata)."))
+app.command("identity")(_command("identity", "embedder.onnx", "Export an identity run to ONNX (dynamic batch; outputs "
+                                                              "L2-normalised embeddings; model card in its metadata)."))

@@ -12,7 +12,7 @@ from facecli.options import RunOptions
 
 app = typer.Typer(help="Build, extend and inspect galleries of identity photos.", no_args_is_help=True)
 
-Distorted = typer.Option("--include-distorted", help="Also embed the distortion/ images.")
+Distorted = Annotated[bool, typer.Option("--include-distorted", help="Also embed the distortion/ images.")]
 
 
 def _report(built, path: Path) -> None:
@@ -32,13 +32,12 @@ def _report(built, path: Path) -> None:
 def gallery_build_cmd(
     root: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                          help="Identity folders: ROOT/<identity>/*.jpg (clean images).")],
-    gallery: GalleryOpt = Path("gallery"),
-    model: ModelOpt = None,
+    gallery: GalleryOpt = Path("gallery"), model: ModelOpt = None,
     per_image: Annotated[bool, typer.Option("--per-image/--templates", help="Keep one vector per photo and score an "
                                                                            "identity by its best photo (default), "
                                                                            "or one template (mean embedding) per "
                                                                            "identity.")] = True,
-    include_distorted: Annotated[bool, Distorted] = False,
+    include_distorted: Distorted = False,
     *,
     run: RunOptions,
 ) -> None:
@@ -59,7 +58,7 @@ def gallery_add_cmd(
                                          help="Identity folders to add; identities already present are replaced.")],
     gallery: GalleryOpt = Path("gallery"),
     model: ModelOpt = None,
-    include_distorted: Annotated[bool, Distorted] = False,
+    include_distorted: Distorted = False,
     *,
     run: RunOptions,
 ) -> None:

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from facecli.cli.common import console, print_rows, require_training_stack
+from facecli.cli.common import add_options, console, print_rows, require_training_stack
 from facecli.errors import FacecliError
-from facecli.options import Align, Detect, Device
+from facecli.options import Align, Balance, Detect, Device, GenderLoss, IdentityLoss, Select
 
 app = typer.Typer(help="Train a model from a FACECOM-style folder into a run folder (needs the train extra).",
                   no_args_is_help=True)
-
-
-class Balance(str, Enum):
-    loss = "loss"
-    sampler = "sampler"
-    both = "both"
-    none = "none"
-
-
-class GenderLoss(str, Enum):
-    bce = "bce"
-    focal = "focal"
-
-
-class Select(str, Enum):
-    f1 = "f1"
-    balanced_accuracy = "balanced_accuracy"
-
-
-class IdentityLoss(str, Enum):
-    arcface = "arcface"
-    triplet = "triplet"
 
 
 OutRun = typer.Option(file_okay=False, help="Run folder to write (weights, config.json, metrics.csv, curves.png).")
@@ -56,55 +33,61 @@ Workers = Annotated[int, typer.Option(min=0, max=64, help="Data-loading worker p
 DeviceT = Annotated[Device, typer.Option(help="Training device: auto (CUDA when torch sees a GPU), cpu or "
                                                    "cuda (error without a GPU).")]
 Seed = Annotated[int, typer.Option(help="Random seed (split, initialisation, augmentation).")]
+Epochs = Annotated[int, typer.Option(min=1, max=10000, help="Maximum epochs.")]
+TrainBatch = Annotated[int, typer.Option(min=2, max=4096, help="Training batch size.")]
+Patience = Annotated[int, typer.Option(min=0, help="Early stopping: epochs without gain before stopping.")]
 
 
-def _check_align(align: Align, detect: Detect) -> None:
+# options every trainer takes: TrainOptions field -> (Typer annotation, default)
+TRAIN_OPTIONS = {
+    "backbone": (Backbone, "tf_efficientnet_lite0"), "pretrained": (Pretrained, "auto"), "size": (Size, 112),
+    "crop": (Crop, 0.8), "detect": (DetectTrain, Detect.none), "align": (AlignOpt, Align.none), "zoom": (Zoom, 1.0),
+    "lr": (Lr, 1e-3), "seed": (Seed, 0), "workers": (Workers, 2), "device": (DeviceT, Device.auto),
+}
+
+
+def _train_options(kw: dict) -> dict:
+    """The shared training options, checked: --align needs detection (it implies it unless refused)."""
     import sys
 
-    if align is not Align.none and detect is Detect.none and "--detect" in sys.argv:
+    require_training_stack()
+    if kw["align"] != "none" and kw["detect"] == "none" and "--detect" in sys.argv:
         raise FacecliError("--align needs face detection: drop --detect none")
+    return kw
+
+
+with_train_options = add_options(TRAIN_OPTIONS, "common", _train_options)
 
 
 @app.command("gender")
+@with_train_options
 def train_gender_cmd(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                          help="Task A folder: DATA/train/{male,female} (+ optional DATA/val), "
                                               "or a folder holding male/ and female/.")],
     out: Annotated[Path, OutRun] = Path("runs/gender"),
-    backbone: Backbone = "tf_efficientnet_lite0",
-    pretrained: Pretrained = "auto",
-    size: Size = 112,
-    crop: Crop = 0.8,
-    detect: DetectTrain = Detect.none,
-    align: AlignOpt = Align.none,
-    zoom: Zoom = 1.0,
-    epochs: Annotated[int, typer.Option(min=1, max=10000, help="Maximum epochs.")] = 24,
-    batch_size: Annotated[int, typer.Option(min=2, max=4096, help="Training batch size.")] = 32,
-    lr: Lr = 1e-3,
-    patience: Annotated[int, typer.Option(min=0, help="Early stopping: epochs without gain before stopping.")] = 8,
+    epochs: Epochs = 24,
+    batch_size: TrainBatch = 32,
+    patience: Patience = 8,
     val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9, help="Held-out fraction when DATA has no val/ "
                                                                         "(grouped by person, stratified, seeded).")]
     = 0.2,
-    seed: Seed = 0,
     balance: Annotated[Balance, typer.Option(help="Class imbalance: loss (pos_weight), sampler (weighted sampling), "
                                                   "both or none.")] = Balance.loss,
     loss: Annotated[GenderLoss, typer.Option(help="Loss: bce or focal.")] = GenderLoss.bce,
     select: Annotated[Select, typer.Option(help="Best-epoch and threshold criterion: f1 (female) or "
                                                 "balanced_accuracy.")] = Select.f1,
-    workers: Workers = 2,
-    device: DeviceT = Device.auto,
     limit: Annotated[int, typer.Option(min=0, help="Use at most this many training images (0 = all).")] = 0,
+    *,
+    common: dict,
 ) -> None:
     """Train a gender classifier (label 0 = male, 1 = female; female is the positive class)."""
-    require_training_stack()
-    _check_align(align, detect)
     from facecli.summary import gender_rows, gender_title
     from facecli.training.train_gender import GenderTrainOptions, train_gender
 
-    opt = GenderTrainOptions(data=data, out=out, backbone=backbone, pretrained=pretrained, size=size, crop=crop,
-                             detect=detect.value, align=align.value, zoom=zoom, epochs=epochs, batch_size=batch_size,
-                             lr=lr, patience=patience, val_fraction=val_fraction, seed=seed, balance=balance.value,
-                             loss=loss.value, select=select.value, workers=workers, device=device.value, limit=limit)
+    opt = GenderTrainOptions(data=data, out=out, epochs=epochs, batch_size=batch_size, patience=patience,
+                             val_fraction=val_fraction, balance=balance.value, loss=loss.value, select=select.value,
+                             limit=limit, **common)
     cfg = train_gender(opt, console())
     m = cfg["metrics"]
     print_rows(gender_title(m, f"best epoch {cfg['best_epoch']} on {m['protocol']}"), gender_rows(m))
@@ -112,34 +95,24 @@ def train_gender_cmd(
 
 
 @app.command("identity")
+@with_train_options
 def train_identity_cmd(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                          help="Task B folder: DATA/train/<identity>/ (+ optional DATA/val), or a "
                                               "folder of identity folders.")],
     out: Annotated[Path, OutRun] = Path("runs/identity"),
-    backbone: Backbone = "tf_efficientnet_lite0",
-    pretrained: Pretrained = "auto",
-    size: Size = 112,
-    crop: Crop = 0.8,
-    detect: DetectTrain = Detect.none,
-    align: AlignOpt = Align.none,
-    zoom: Zoom = 1.0,
     embedding_dim: Annotated[int, typer.Option(min=2, max=4096, help="Embedding size.")] = 512,
     loss: Annotated[IdentityLoss, typer.Option(help="arcface (additive angular margin) or triplet (batch-hard, "
                                                     "identities x images batches).")] = IdentityLoss.arcface,
     margin: Annotated[float, typer.Option(min=0.0, max=3.0, help="ArcFace angular margin (radians) or triplet "
                                                                  "margin.")] = 0.3,
-    epochs: Annotated[int, typer.Option(min=1, max=10000, help="Maximum epochs.")] = 20,
-    batch_size: Annotated[int, typer.Option(min=2, max=4096, help="Training batch size.")] = 128,
-    lr: Lr = 1e-3,
-    patience: Annotated[int, typer.Option(min=0, help="Early stopping patience in epochs.")] = 6,
+    epochs: Epochs = 20,
+    batch_size: TrainBatch = 128,
+    patience: Patience = 6,
     val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9, help="Held-out identity fraction when DATA has "
                                                                         "no val/.")] = 0.2,
-    seed: Seed = 0,
     degrade_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Probability of an extra synthetic degradation "
                                                                     "per image.")] = 0.5,
-    workers: Workers = 2,
-    device: DeviceT = Device.auto,
     limit: Annotated[int, typer.Option(min=0, help="Use at most this many training identities (0 = all).")] = 0,
     init: Annotated[Path | None, typer.Option(exists=True, help="Fine-tune from a previous identity run folder: its "
                                                                 "whole embedder is loaded and the ArcFace class "
@@ -148,18 +121,15 @@ def train_identity_cmd(
     strong_glare: Annotated[bool, typer.Option("--strong-glare", help="Add a glare that washes the face out (like "
                                                                       "FACECOM's sunny images) to the synthetic "
                                                                       "degradations.")] = False,
+    *,
+    common: dict,
 ) -> None:
     """Train a face embedder on clean and distorted images; select on held-out identities."""
-    require_training_stack()
-    _check_align(align, detect)
     from facecli.training.train_identity import IdentityTrainOptions, train_identity
 
-    opt = IdentityTrainOptions(data=data, out=out, backbone=backbone, pretrained=pretrained, size=size, crop=crop,
-                               detect=detect.value, align=align.value, zoom=zoom, embedding_dim=embedding_dim,
-                               loss=loss.value, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
-                               patience=patience, val_fraction=val_fraction, seed=seed, degrade_p=degrade_p,
-                               workers=workers, device=device.value, limit=limit, init=init,
-                               strong_glare=strong_glare)
+    opt = IdentityTrainOptions(data=data, out=out, embedding_dim=embedding_dim, loss=loss.value, margin=margin,
+                               epochs=epochs, batch_size=batch_size, patience=patience, val_fraction=val_fraction,
+                               degrade_p=degrade_p, limit=limit, init=init, strong_glare=strong_glare, **common)
     cfg = train_identity(opt, console())
     m = cfg["metrics"]
     print_rows(f"identity: best epoch {cfg['best_epoch']} on {m['protocol']}",
