@@ -42,3 +42,42 @@ def test_the_default_install_has_no_training_stack(wheel):
     assert not names & {"torch", "torchvision", "timm", "albumentations", "onnx", "onnxscript", "safetensors"}
     extras = {ln.split("extra ==")[1].strip().strip("'\"") for ln in lines if "extra ==" in ln}
     assert {"gpu", "train", "test"} <= extras
+
+
+def test_the_wheel_carries_licence_metadata_and_the_face_subpackage(wheel):
+    z = zipfile.ZipFile(wheel)
+    names = z.namelist()
+    assert "facecli/face/detectors.py" in names and "facecli/models/__init__.py" in names
+    assert any(n.endswith("LICENSE") for n in names)
+    meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in meta and "Classifier: Programming Language :: Python :: 3" in meta
+    assert "Project-URL: " in meta
+
+
+def test_the_repository_has_no_symlink_and_one_name_per_module():
+    tracked = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True).stdout
+    if not tracked:
+        pytest.skip("not a git checkout")
+    assert not [ln for ln in tracked.splitlines() if ln.startswith("120000")]  # mode 120000 = symlink
+    code = ("import facecli.training, facecli.models, facecli.runtime as r, pathlib; "
+            "print(pathlib.Path(facecli.training.__file__).parent, r.models_dir())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    training, models = out.stdout.split()
+    assert Path(training) == ROOT / "training" and Path(models) == ROOT / "models"
+
+
+def test_import_of_training_without_the_extra_says_what_to_install(tmp_path):
+    """With torch and timm made unimportable, `import facecli.training` fails with the one-line install hint."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\nclass _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'timm'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, _Block())\n")
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    r = subprocess.run([sys.executable, "-c", "import facecli.training"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == ("ImportError: training and export need the train extra (torch, timm "
+                                                 "missing): pip install 'facecli[train]'")
