@@ -53,17 +53,19 @@ ModelArg = OnnxModel | str | os.PathLike | None
 # ------------------------------------------------------------------ models and images
 
 
-def load_model(path: str | os.PathLike | None = None, task: str | None = None, *, device: str = "auto") -> OnnxModel:
+def load_model(path: str | os.PathLike | None = None, task: str | None = None, *, device: str = "auto",
+               options: RunOptions | None = None) -> OnnxModel:
     """Load a facecli ONNX model with its model card.
 
     ``path`` None loads the shipped model for ``task`` ("gender" or "identity"); with a path, ``task``
     (when given) must match the model's. ``device``: "auto" (default) runs on CUDA when ONNX Runtime can
     use a GPU and on the CPU otherwise; "cuda" fails with a clear error when it cannot; "cpu".
-    ``model.describe()`` says which file, shipped or not, and which device.
+    ``model.describe()`` says which file, shipped or not, and which device. ``options`` (RunOptions), when
+    given, sets the device and threads instead.
     """
     check_choice("device", device, choices(Device))
     check_choice("task", task, choices(Task), optional=True)
-    return _load_model(path, task, device)
+    return _model(path, task, options or RunOptions.of(device=device))
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -99,18 +101,20 @@ def detect_faces(image: ImageInput, *, largest_only: bool = False, detector: str
     return _detect(bgr, detector, largest_only=largest_only)
 
 
-def _model(model: ModelArg, task: str, run: RunOptions) -> OnnxModel:
+def _model(model: ModelArg, task: str | None, run: RunOptions) -> OnnxModel:
     """The model for ``task``: checked once here, trusted below."""
     if isinstance(model, OnnxModel):
-        check_task(model.card, task, str(model.path))
+        if task is not None:
+            check_task(model.card, task, str(model.path))
         return model
-    return _load_model(model, task, run.device)
+    return _load_model(model, task, run.device, run.threads)
 
 
-def model_for_gallery(gallery: Gallery, model: ModelArg = None, *, device: str = "auto") -> OnnxModel:
+def model_for_gallery(gallery: Gallery, model: ModelArg = None, *, device: str = "auto",
+                      options: RunOptions | None = None) -> OnnxModel:
     """The identity model that matches ``gallery``: ``model`` when given (it must be the one that built the
     gallery), else the model file the gallery records (else the shipped model, when it is that one)."""
-    run = RunOptions.of(device=device)
+    run = options or RunOptions.of(device=device)
     if model is None:
         recorded = (gallery.meta.get("model") or {}).get("path")
         if recorded and Path(recorded).is_file():
@@ -236,7 +240,7 @@ def add_to_gallery(gallery: str | os.PathLike, root: str | os.PathLike, model: M
     from facecli.recognise import add_to_gallery as _add
 
     opts = RunOptions.of(options, **run)
-    m = model_for_gallery(Gallery.load(gallery), model, device=opts.device)
+    m = model_for_gallery(Gallery.load(gallery), model, options=opts)
     return _add(m, Path(gallery), Path(root), opts, include_distorted=include_distorted)
 
 
@@ -259,7 +263,7 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
     check_choice("which", which, choices(Probes))
     check_choice("layout", layout, choices(Layout))
     g = gallery if isinstance(gallery, Gallery) else Gallery.load(gallery)
-    m = model_for_gallery(g, model, device=opts.device)
+    m = model_for_gallery(g, model, options=opts)
     thr, source = resolve_threshold(m.card, threshold, g.threshold, g.threshold_source)
     if isinstance(probes, str | os.PathLike) and Path(probes).is_dir():
         table, result = match_folder(m, g, Path(probes), thr, opts, which=which, layout=layout, top_k=top_k)
@@ -285,7 +289,7 @@ def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, mod
     check_float("far", far, 0.0, 1.0)
     check_choice("which", which, choices(Probes))
     g = Gallery.load(gallery)
-    m = model_for_gallery(g, model, device=opts.device)
+    m = model_for_gallery(g, model, options=opts)
     res = calibrate_gallery(m, g, Path(data), opts, objective=objective, far=far, which=which)
     Gallery.update(gallery, lambda current: current.meta.update(threshold=res["threshold"],
                                                                 threshold_source=res["source"]))

@@ -73,6 +73,7 @@ class RunOptions:
     device: "auto" (CUDA when ONNX Runtime can use a GPU, else the CPU), "cuda" (an error when it cannot) or
         "cpu"; used when a model is loaded from a path.
     workers: decoder threads (None: one per core, at most 8).
+    threads: ONNX Runtime intra-op threads per model (0: ONNX Runtime's choice, one per core).
     on_total: called once with the number of inputs when it is known.
     on_progress: called with the number of inputs finished after each chunk.
     """
@@ -81,6 +82,7 @@ class RunOptions:
     batch_size: int = 64
     device: str = "auto"
     workers: int | None = None
+    threads: int = 0
     on_total: Progress = None
     on_progress: Progress = None
 
@@ -92,6 +94,7 @@ class RunOptions:
         check_choice("device", self.device, choices(Device))
         if self.workers is not None:
             check_int("workers", self.workers, 1, 64)
+        check_int("threads", self.threads, 0, 256)
 
     @classmethod
     def of(cls, options: RunOptions | None = None, **changes: Any) -> RunOptions:

@@ -61,6 +61,8 @@ RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "detect": (DetectOpt, None),
     "batch_size": (BatchOpt, 64),
     "device": (DeviceOpt, Device.auto),
+    "threads": (Annotated[int, typer.Option(min=0, max=256, help="ONNX Runtime threads per model (0: one per "
+                                                                 "core).")], 0),
 }
 
 
@@ -123,10 +125,7 @@ def load(model: Path | None, task: str, run: RunOptions, gallery: Any = None, th
     from facecli.card import check_threshold
     from facecli.runtime import gpu_hint
 
-    if gallery is not None:
-        m = model_for_gallery(gallery, model, device=run.device)
-    else:
-        m = load_model(model, task, device=run.device)
+    m = load_model(model, task, options=run) if gallery is None else model_for_gallery(gallery, model, options=run)
     check_threshold(m.card.task, threshold, "--threshold")
     console().print(f"model: {m.describe()}")
     hint = gpu_hint() if m.device == "cpu" and run.device != "cpu" else ""
