@@ -54,6 +54,7 @@ def test_train_device_tpu(cli, gender_data, tmp_path):
                           "--device")
 
 
+@pytest.mark.train
 def test_train_device_cuda_without_a_gpu(cli, gender_data, tmp_path):
     import torch
 

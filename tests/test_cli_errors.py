@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from tests.conftest import write
 
@@ -20,6 +18,9 @@ def assert_one_line_error(r, *needles):
 
 
 def plain_onnx(path):
+    onnx = pytest.importorskip("onnx")  # writing an ONNX file needs the onnx package (facecli[train])
+    from onnx import TensorProto, helper
+
     node = helper.make_node("Identity", ["input"], ["output"])
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 4, 4])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 4, 4])])
@@ -37,6 +38,7 @@ def test_empty_folder(cli, tmp_path, gender_model):
     assert_one_line_error(cli("classify", tmp_path / "empty", "--model", gender_model[1]), "no images found")
 
 
+@pytest.mark.train
 def test_wrong_gender_layout(cli, tmp_path):
     write(tmp_path / "data" / "cats" / "a.jpg", np.zeros((8, 8, 3), np.uint8))
     assert_one_line_error(cli("train", "gender", tmp_path / "data", "--out", tmp_path / "run"), "male/")
@@ -83,6 +85,7 @@ def test_bad_option_values(cli, tmp_path):
     assert_one_line_error(cli("classify", tmp_path / "p", "--detect", "maybe"), "--detect")
 
 
+@pytest.mark.train
 def test_export_of_a_folder_that_is_not_a_run(cli, tmp_path):
     assert_one_line_error(cli("export", "gender", tmp_path, "--out", tmp_path / "m.onnx"), "not a facecli run folder")
 

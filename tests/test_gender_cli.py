@@ -28,6 +28,7 @@ def test_train_writes_a_complete_run_folder(gender_model):
     assert {"train_loss", "val_f1", "val_balanced_accuracy"} <= set(hist.columns)
 
 
+@pytest.mark.train
 def test_train_without_val_folder_holds_out_a_stratified_split(gender_data, tmp_path, cli):
     flat = tmp_path / "flat"
     for name in ("male", "female"):

@@ -190,6 +190,7 @@ def test_gallery_refuses_probes_from_another_model(gallery, identity_model, iden
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.train
 def test_triplet_training_with_identity_batches(identity_data, tmp_path, cli):
     from tests.conftest import TINY
 
@@ -202,6 +203,7 @@ def test_triplet_training_with_identity_batches(identity_data, tmp_path, cli):
     assert np.isfinite(pd.read_csv(tmp_path / "run" / "metrics.csv")["train_loss"]).all()
 
 
+@pytest.mark.train
 def test_identity_sampler_batches():
     from facecli.training.samplers import IdentitySampler
 

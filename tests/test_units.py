@@ -6,13 +6,15 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
-from facecli.errors import FacecliError
+torch = pytest.importorskip("torch")  # these unit tests need the training stack (facecli[train])
+pytestmark = pytest.mark.train
+
+from facecli.errors import FacecliError  # noqa: E402
 
 
 def test_preprocessing_roundtrip_and_tensor():
-    from facecli.preprocess import Preprocessing, to_tensor
+    from facecli.face.preprocess import Preprocessing, to_tensor
 
     spec = Preprocessing(size=16, mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0), colour="RGB")
     assert Preprocessing.from_dict(spec.to_dict()) == spec
@@ -27,7 +29,7 @@ def test_preprocessing_roundtrip_and_tensor():
 
 
 def test_centre_crop_and_face_box_crop():
-    from facecli.preprocess import Preprocessing, crop_face
+    from facecli.face.preprocess import Preprocessing, crop_face
 
     img = np.zeros((100, 100, 3), np.uint8)
     img[40:60, 40:60] = 255
@@ -165,9 +167,8 @@ def test_packaged_imagenet_weights_load():
 
 
 def test_checkpoint_pretrained_loads_backbone(tmp_path):
-    from safetensors.torch import save_file
-
     from facecli.training.models import create_model
+    from safetensors.torch import save_file
 
     src = create_model("gender", "test_efficientnet", "none")
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "w.safetensors"))
@@ -233,7 +234,6 @@ def test_same_padding_folds_into_convs_with_identical_outputs(tmp_path):
 
     import onnx
     import onnxruntime as ort
-
     from facecli.training.export import constant_folded, fold_pads_into_convs, freeze_same_padding
     from facecli.training.models import create_backbone
 
@@ -270,10 +270,9 @@ def test_sun_glare_washes_out_the_centre_not_the_corners():
 
 
 def test_init_from_run_loads_the_whole_embedder_and_class_means(tmp_path):
-    from safetensors.torch import save_file
-
     from facecli.training.models import create_model
     from facecli.training.train_identity import class_means, init_from_run
+    from safetensors.torch import save_file
 
     src = create_model("identity", "test_efficientnet", "none", embedding_dim=8)
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "model.safetensors"))
@@ -289,12 +288,12 @@ def test_init_from_run_loads_the_whole_embedder_and_class_means(tmp_path):
 
 
 def test_augmentation_repeats_with_the_same_seed_in_the_loader():
-    from torch.utils.data import DataLoader
-
-    from facecli.preprocess import Preprocessing
     from facecli.training.augment import train_transform
     from facecli.training.data import CropDataset
     from facecli.training.loop import worker_init
+    from torch.utils.data import DataLoader
+
+    from facecli.face.preprocess import Preprocessing
 
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 255, (12, 48, 48, 3), dtype=np.uint8)
@@ -335,7 +334,7 @@ def test_cross_photo_split_alternates_photos_by_name():
 def test_gender_split_never_puts_one_person_on_both_sides():
     from pathlib import Path
 
-    from facecli.training.train_gender import person_of, split_by_person
+    from facecli.splits import person_of, split_by_person
 
     rng = np.random.default_rng(0)
     paths, labels = [], []
@@ -352,3 +351,105 @@ def test_gender_split_never_puts_one_person_on_both_sides():
     assert len(tr) + len(va) == len(paths) and 1 in yva and 0 in yva and 1 in ytr
     assert 0.1 < len(va) / len(paths) < 0.45
     assert split_by_person(paths, labels, 0.25, seed=3)[1] == va  # seeded
+
+
+def _fit_options(tmp_path, **kw):
+    from facecli.training.recipe import FitOptions
+
+    return FitOptions(data=tmp_path, out=tmp_path / "run", **kw)
+
+
+def test_fit_keeps_one_history_the_run_folder_and_the_best_weights(tmp_path):
+    from facecli.training.loop import Fit, cosine_restarts, fit, supervised_step
+    from facecli.training.run_dir import CURVES_PNG, HISTORY_CSV, WEIGHTS
+    from rich.console import Console
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 4, 4)
+    y = (x.mean(dim=(1, 2, 3)) > 0).float()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 1), torch.nn.Flatten(0))
+    scores = iter([0.5, 0.9, 0.7, 0.6, 0.8])  # best at epoch 2, then two epochs without gain stop the run
+    kept: list[torch.Tensor] = []
+
+    def evaluate() -> dict[str, float]:
+        kept.append(model[1].weight.detach().clone())
+        return {"val_acc": next(scores)}
+
+    opt = _fit_options(tmp_path, epochs=5, lr=1e-2)
+    opt.out.mkdir()
+    how = Fit(select_key="val_acc", schedule=cosine_restarts(2), patience=2, plot_keys=["val_acc"])
+    history, best = fit(model, supervised_step(model, torch.nn.BCEWithLogitsLoss(), torch.device("cpu")), loader,
+                        evaluate, opt, how, torch.device("cpu"), Console(quiet=True))
+    assert best == 2 and [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert [r["best"] for r in history] == [True, True, False, False]
+    assert all(np.isfinite(r["train_loss"]) for r in history)
+    for name in (WEIGHTS, HISTORY_CSV, CURVES_PNG):
+        assert (opt.out / name).is_file()
+    import pandas as pd
+
+    assert list(pd.read_csv(opt.out / HISTORY_CSV)["epoch"]) == [1, 2, 3, 4]
+    assert torch.equal(model[1].weight.detach(), kept[1])  # the model ends with the best epoch's weights
+
+
+def test_fit_with_a_custom_step_one_cycle_and_the_start_as_epoch_zero(tmp_path):
+    from facecli.training.distill_identity import IndexBatches
+    from facecli.training.loop import Fit, fit, one_cycle
+    from facecli.training.losses import CosineDistillLoss
+    from rich.console import Console
+
+    torch.manual_seed(0)
+    x = torch.randn(40, 8)
+    target = torch.nn.functional.normalize(x @ torch.randn(8, 4), dim=1)
+    model = torch.nn.Linear(8, 4)
+    loss = CosineDistillLoss()
+
+    def step(b: np.ndarray) -> tuple[torch.Tensor, int]:
+        return loss(model(x[b]), target[b], torch.ones(len(b))), len(b)
+
+    def evaluate() -> dict[str, float]:
+        with torch.no_grad():
+            return {"val_cos": float((torch.nn.functional.normalize(model(x), dim=1) * target).sum(1).mean())}
+
+    opt = _fit_options(tmp_path, epochs=3, lr=0.05, weight_decay=0.0)
+    opt.out.mkdir()
+    how = Fit(select_key="val_cos", schedule=one_cycle(0.1), clip_grad=None, evaluate_first=True)
+    history, best = fit(model, step, IndexBatches(40, 8, seed=0), evaluate, opt, how, torch.device("cpu"),
+                        Console(quiet=True))
+    assert [r["epoch"] for r in history] == [0, 1, 2, 3] and np.isnan(history[0]["train_loss"])
+    assert history[-1]["val_cos"] > history[0]["val_cos"] and best >= 1
+    assert len(IndexBatches(41, 8, seed=0)) == 6
+
+
+def test_backbone_registry_carries_preprocessing_and_training_overrides_only_what_was_given(tmp_path):
+    import timm
+    from facecli.training.models import backbone_preprocessing
+    from facecli.training.skeleton import TrainOptions, preprocessing_for
+
+    dlib = backbone_preprocessing("dlib_resnet")
+    assert (dlib.size, dlib.template, dlib.detect, dlib.colour) == (150, "dlib", "auto", "RGB")
+    assert np.allclose(dlib.std, [256 / 255] * 3) and np.allclose(dlib.mean[0], 122.782 / 255)
+    spec = preprocessing_for(TrainOptions(data=tmp_path, out=tmp_path, backbone="dlib_resnet"))
+    assert spec == dlib  # nothing given: the backbone's own record
+    spec = preprocessing_for(TrainOptions(data=tmp_path, out=tmp_path, backbone="dlib_resnet", size=112,
+                                          align="none", detect="none"))
+    assert (spec.size, spec.template, spec.detect) == (112, "none", "none") and spec.mean == dlib.mean
+    cfg = timm.models.get_pretrained_cfg("tf_efficientnet_lite0")
+    timm_spec = preprocessing_for(TrainOptions(data=tmp_path, out=tmp_path, align="arcface", crop=0.9))
+    assert timm_spec.mean == tuple(cfg.mean) and timm_spec.std == tuple(cfg.std) and timm_spec.size == 112
+    assert (timm_spec.template, timm_spec.detect, timm_spec.crop) == ("arcface", "auto", 0.9)
+
+
+def test_recipe_command_line_is_built_from_the_options_dataclass(tmp_path):
+    from facecli.training.distill_identity import DistillOptions
+    from facecli.training.gender_head import GenderHeadOptions
+    from facecli.training.mtcnn import MtcnnOptions
+    from facecli.training.recipe import recipe_main
+
+    opt = recipe_main(DistillOptions, lambda o: o, None, [str(tmp_path), "--epochs", "0", "--lr", "1e-4"])
+    assert opt == DistillOptions(data=tmp_path, epochs=0, lr=1e-4)
+    assert recipe_main(MtcnnOptions, lambda o: o, None, ["w.whl"]).out.name == "models"
+    with pytest.raises(SystemExit):  # --backbone-weights is required
+        recipe_main(GenderHeadOptions, lambda o: o, None, [str(tmp_path)])
+    head = recipe_main(GenderHeadOptions, lambda o: o, None, [str(tmp_path), "--backbone-weights", "w", "--c", "2"])
+    assert (head.backbone_weights, head.c, head.out.name) == ("w", 2.0, "gender_face")

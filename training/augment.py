@@ -1,6 +1,6 @@
 """Augmentations (albumentations) that mimic FACECOM's degradations plus the usual geometric and colour ones.
 
-They run on the model's square crop (already cut by :func:`facecli.preprocess.crop_face`), so training
+They run on the model's square crop (already cut by :func:`facecli.face.preprocess.crop_face`), so training
 sees exactly the geometry inference sees, then randomly perturbed.
 """
 

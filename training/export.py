@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from facecli.training.models import InferenceWrapper, create_model
+from facecli.training.run_dir import WEIGHTS, read_config
 
 from facecli.atomic import write_with
 from facecli.card import ModelCard
 from facecli.errors import FacecliError
 from facecli.runtime import METADATA_KEY
-from facecli.training.models import InferenceWrapper, create_model
-from facecli.training.run_dir import WEIGHTS, read_config
 
 
 def build_from_run(run_dir: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:

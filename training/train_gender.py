@@ -8,57 +8,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from facecli.training.augment import train_transform
+from facecli.training.data import CropDataset, predict_batches
+from facecli.training.loop import fit, supervised_step
+from facecli.training.losses import BinaryFocalLoss, WeightedBCE
+from facecli.training.models import create_model
+from facecli.training.recipe import start_run, write_run
+from facecli.training.skeleton import TrainOptions, load_split, make_loader, preprocessing_for, trainable, trainer_fit
 from rich.console import Console
 from sklearn.model_selection import train_test_split
 from torch.utils.data import WeightedRandomSampler
 
-from facecli.card import ModelCard
+from facecli.card import GENDER_LABELS, ModelCard
 from facecli.errors import FacecliError
 from facecli.metrics import gender_metrics, tune_threshold
-from facecli.scan import GENDER_LABELS, resolve_gender_split, scan_gender_folder
-from facecli.training.augment import train_transform
-from facecli.training.data import CropDataset, predict_batches
-from facecli.training.losses import BinaryFocalLoss, WeightedBCE
-from facecli.training.models import create_model
-from facecli.training.skeleton import TrainOptions, load_split, make_loader, start_run, train_epochs, write_run
-
-
-def person_of(path: Path) -> str:
-    """The person a gender image shows: its name without the ``_NNNN`` suffix (``Cameron_Diaz_0003`` ->
-    ``Cameron_Diaz``); a name without such a suffix (``012_frontal``) is its own person."""
-    stem = path.stem
-    base, _, num = stem.rpartition("_")
-    return base if base and num.isdigit() and len(num) == 4 else stem
-
-
-def split_by_person(paths: list[Path], labels: list[int], fraction: float, seed: int):
-    """Seeded hold-out grouped by person and stratified by label within that: no person is on both sides.
-
-    Returns (train paths, val paths, train labels, val labels). People are shuffled (seeded) within each
-    label and the first ones are held out until ``fraction`` of that label's images is reached.
-    """
-    rng = np.random.default_rng(seed)
-    person_label: dict[str, int] = {}
-    count: dict[str, int] = {}
-    for p, y in zip(paths, labels, strict=True):
-        person = person_of(p)
-        person_label.setdefault(person, y)  # a person filed under both labels follows their first image
-        count[person] = count.get(person, 0) + 1
-    val_people: set[str] = set()
-    for y in (0, 1):
-        people = sorted(p for p, lab in person_label.items() if lab == y)
-        want = fraction * sum(count[p] for p in people)
-        got = 0
-        for i in rng.permutation(len(people)):
-            if got >= want:
-                break
-            val_people.add(people[i])
-            got += count[people[i]]
-    tr = [i for i, p in enumerate(paths) if person_of(p) not in val_people]
-    va = [i for i, p in enumerate(paths) if person_of(p) in val_people]
-    if not tr or not va:
-        raise FacecliError("too few people to hold out a validation split grouped by person")
-    return ([paths[i] for i in tr], [paths[i] for i in va], [labels[i] for i in tr], [labels[i] for i in va])
+from facecli.scan import resolve_gender_split, scan_gender_folder
+from facecli.splits import split_by_person
 
 
 @dataclass
@@ -105,7 +70,7 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
     """
     console = console or Console()
     paths, labels, val_paths, val_labels, split_note, train_dir = gender_split(opt)
-    run = start_run(opt, "gender", console)
+    run = start_run(opt, "gender", console, preprocessing_for(opt))
     spec = run.spec
     console.print(f"{len(paths)} train / {len(val_paths)} val images ({split_note})")
     train_x, keep, val_x, vkeep, unreadable = load_split(run, paths, val_paths, console)
@@ -122,7 +87,7 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
     pos_weight = n_neg / n_pos if opt.balance in ("loss", "both") else 1.0
     criterion = BinaryFocalLoss(alpha=n_neg / len(train_y) if opt.balance != "none" else 0.5) \
         if opt.loss == "focal" else WeightedBCE(pos_weight)
-    loader = make_loader(CropDataset(train_x, train_y, spec, train_transform(opt.size, seed=opt.seed)), opt,
+    loader = make_loader(CropDataset(train_x, train_y, spec, train_transform(spec.size, seed=opt.seed)), opt,
                          sampler=sampler)
     model = create_model("gender", opt.backbone, opt.pretrained)
     state: dict[str, Any] = {}
@@ -140,8 +105,10 @@ def train_gender(opt: GenderTrainOptions, console: Console | None = None) -> dic
         return (f"val F1 {r['val_f1']:.4f}  bal.acc {r['val_balanced_accuracy']:.4f}  acc {r['val_accuracy']:.4f}  "
                 f"recall(F) {r['val_recall_female']:.4f}  AUC {r['val_roc_auc']:.4f}  thr {r['threshold']:.3f}")
 
-    _, best_epoch = train_epochs(model, criterion, loader, evaluate, f"val_{opt.select}", opt, run, console, describe,
-                                 ["val_f1", "val_balanced_accuracy", "val_accuracy"], opt.epochs // 2)
+    how = trainer_fit(opt, f"val_{opt.select}", opt.epochs // 2, trainable(model, criterion), describe,
+                      ["val_f1", "val_balanced_accuracy", "val_accuracy"])
+    _, best_epoch = fit(model, supervised_step(model, criterion, run.device), loader, evaluate, opt, how, run.device,
+                        console)
     best_p, best_thr = state[best_epoch - 1]
     final = gender_metrics(val_y, best_p, best_thr)
     card = ModelCard(task="gender", backbone=opt.backbone, preprocessing=spec, threshold=float(best_thr),

@@ -8,19 +8,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from facecli.training.augment import train_transform
+from facecli.training.data import CropDataset, predict_batches
+from facecli.training.loop import fit, supervised_step
+from facecli.training.losses import ArcFaceLoss, BatchHardTripletLoss
+from facecli.training.models import create_model
+from facecli.training.recipe import FitOptions, Run, start_run, write_run
+from facecli.training.run_dir import WEIGHTS
+from facecli.training.samplers import IdentitySampler
+from facecli.training.skeleton import TrainOptions, load_split, make_loader, preprocessing_for, trainable, trainer_fit
 from rich.console import Console
 
 from facecli.card import ModelCard
 from facecli.errors import FacecliError
 from facecli.protocols import run_protocol
 from facecli.scan import IdentityImage, resolve_identity_root, scan_identity_folder
-from facecli.training.augment import train_transform
-from facecli.training.data import CropDataset, predict_batches
-from facecli.training.losses import ArcFaceLoss, BatchHardTripletLoss
-from facecli.training.models import create_model
-from facecli.training.run_dir import WEIGHTS
-from facecli.training.samplers import IdentitySampler
-from facecli.training.skeleton import TrainOptions, load_split, make_loader, start_run, train_epochs, write_run
+from facecli.splits import split_by_identity
 
 
 @dataclass
@@ -38,19 +41,6 @@ class IdentityTrainOptions(TrainOptions):
     degrade_p: float = 0.5
     init: Path | None = None  # a previous identity run (folder or weights file) to fine-tune from
     strong_glare: bool = False  # add SunGlare (FACECOM-like wash-out) to the sun-glare degradations
-
-
-def split_by_identity(items: list[IdentityImage], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded split of item indices by identity: no identity is on both sides."""
-    names = sorted({it.identity for it in items})
-    if len(names) < 2:
-        raise FacecliError("need at least 2 identities to hold out a validation split")
-    rng = np.random.default_rng(seed)
-    n_val = min(len(names) - 1, max(1, int(round(len(names) * fraction))))
-    val = set(rng.choice(names, n_val, replace=False).tolist())
-    tr = [i for i, it in enumerate(items) if it.identity not in val]
-    va = [i for i, it in enumerate(items) if it.identity in val]
-    return tr, va
 
 
 def tuned_threshold(items: list[IdentityImage], emb: np.ndarray, far: float = 1e-3) -> float:
@@ -114,14 +104,15 @@ def class_means(emb: np.ndarray, labels: list[int], n_classes: int) -> np.ndarra
     return centres
 
 
-def identity_split(opt: IdentityTrainOptions) -> tuple[list[IdentityImage], list[IdentityImage], str, Path]:
-    """Training and validation images: DATA/val when given, else an identity-disjoint hold-out.
-    Returns (train items, val items, how the split was made, train root)."""
+def identity_split(opt: FitOptions, use_val_folder: bool = True) -> tuple[list[IdentityImage], list[IdentityImage], str,
+                                                                          Path]:
+    """Training and validation images: DATA/val when given (and ``use_val_folder``), else an identity-disjoint
+    hold-out of the training identities. Returns (train items, val items, how the split was made, train root)."""
     train_root = resolve_identity_root(opt.data, "train")
     if train_root is None:
         raise FacecliError(f"{opt.data} is not a Task B folder (expected DATA/train/<identity>/ or <identity>/ folders)")
     items = scan_identity_folder(train_root)
-    val_root = resolve_identity_root(opt.data, "val")
+    val_root = resolve_identity_root(opt.data, "val") if use_val_folder else None
     if val_root is not None and val_root != train_root:
         tr_items, va_items = items, scan_identity_folder(val_root)
         split_note = f"given validation folder {val_root}"
@@ -137,6 +128,34 @@ def identity_split(opt: IdentityTrainOptions) -> tuple[list[IdentityImage], list
     return tr_items, va_items, split_note, train_root
 
 
+def loss_and_loader(opt: IdentityTrainOptions, ds: CropDataset, train_y: list[int], n_classes: int):
+    """ArcFace over shuffled batches, or batch-hard triplets over identities x images batches."""
+    if opt.loss == "triplet":
+        k = max(2, opt.batch_size // opt.identities_per_batch)
+        sampler = IdentitySampler(train_y, opt.identities_per_batch, k, seed=opt.seed)
+        return BatchHardTripletLoss(opt.margin), make_loader(ds, opt, batch_sampler=sampler)
+    return ArcFaceLoss(opt.embedding_dim, n_classes, scale=opt.scale, margin=opt.margin), make_loader(ds, opt)
+
+
+def starting_model(opt: IdentityTrainOptions, run: Run, criterion: torch.nn.Module, train_x: np.ndarray,
+                   train_y: list[int], n_classes: int, console: Console) -> torch.nn.Module:
+    """A fresh embedder, or with ``--init`` a previous run's, whose embeddings' class means start ArcFace."""
+    if opt.init is None:
+        return create_model("identity", opt.backbone, opt.pretrained, embedding_dim=opt.embedding_dim)
+    model = init_from_run(opt.init, opt.backbone, opt.embedding_dim).to(run.device)
+    if isinstance(criterion, ArcFaceLoss):
+        centres = class_means(predict_batches(model, train_x, run.spec, run.device), train_y, n_classes)
+        criterion.weight.data.copy_(torch.from_numpy(centres))
+    console.print(f"fine-tuning from {opt.init}")
+    return model
+
+
+def describe_identity(r: dict[str, Any]) -> str:
+    """An epoch's validation figures, for the console."""
+    return (f"FACECOM top-1 {r.get('val_facecom_top1', 0):.4f}  F1 {r.get('val_facecom_macro_f1', 0):.4f}  "
+            f"cross-photo top-1 {r.get('val_cross_photo_top1', float('nan')):.4f}")
+
+
 def train_identity(opt: IdentityTrainOptions, console: Console | None = None) -> dict[str, Any]:
     """Train an embedder with ArcFace (default) or batch-hard triplet loss on clean + distorted images.
 
@@ -146,7 +165,7 @@ def train_identity(opt: IdentityTrainOptions, console: Console | None = None) ->
     console = console or Console()
     tr_items, va_items, split_note, train_root = identity_split(opt)
     classes = sorted({it.identity for it in tr_items})
-    run = start_run(opt, "identity", console)
+    run = start_run(opt, "identity", console, preprocessing_for(opt))
     spec = run.spec
     console.print(f"{len(classes)} train identities ({len(tr_items)} images) / "
                   f"{len({it.identity for it in va_items})} val identities ({len(va_items)} images) ({split_note})")
@@ -155,39 +174,20 @@ def train_identity(opt: IdentityTrainOptions, console: Console | None = None) ->
     cls_of = {c: i for i, c in enumerate(classes)}
     train_y = [cls_of[tr_items[i].identity] for i in keep_i]
     va_items = [va_items[i] for i in vkeep]
-
-    ds = CropDataset(train_x, train_y, spec, train_transform(opt.size, degrade_p=opt.degrade_p,
+    ds = CropDataset(train_x, train_y, spec, train_transform(spec.size, degrade_p=opt.degrade_p,
                                                              strong_glare=opt.strong_glare, seed=opt.seed))
-    if opt.loss == "triplet":
-        k = max(2, opt.batch_size // opt.identities_per_batch)
-        loader = make_loader(ds, opt, batch_sampler=IdentitySampler(train_y, opt.identities_per_batch, k,
-                                                                    seed=opt.seed))
-        criterion: torch.nn.Module = BatchHardTripletLoss(opt.margin)
-    else:
-        loader = make_loader(ds, opt)
-        criterion = ArcFaceLoss(opt.embedding_dim, len(classes), scale=opt.scale, margin=opt.margin)
-    if opt.init is not None:
-        model = init_from_run(opt.init, opt.backbone, opt.embedding_dim).to(run.device)
-        if isinstance(criterion, ArcFaceLoss):
-            centres = class_means(predict_batches(model, train_x, spec, run.device), train_y, len(classes))
-            criterion.weight.data.copy_(torch.from_numpy(centres))
-        console.print(f"fine-tuning from {opt.init}")
-    else:
-        model = create_model("identity", opt.backbone, opt.pretrained, embedding_dim=opt.embedding_dim)
-
+    criterion, loader = loss_and_loader(opt, ds, train_y, len(classes))
+    model = starting_model(opt, run, criterion, train_x, train_y, len(classes), console)
     embs: list[np.ndarray] = []
 
     def evaluate() -> dict[str, float]:
         embs.append(predict_batches(model, val_x, spec, run.device))
         return validation_scores(va_items, embs[-1])
 
-    def describe(r: dict[str, Any]) -> str:
-        return (f"FACECOM top-1 {r.get('val_facecom_top1', 0):.4f}  F1 {r.get('val_facecom_macro_f1', 0):.4f}  "
-                f"cross-photo top-1 {r.get('val_cross_photo_top1', float('nan')):.4f}")
-
-    history, best_epoch = train_epochs(model, criterion, loader, evaluate, "val_score", opt, run, console, describe,
-                                       ["val_facecom_top1", "val_facecom_macro_f1", "val_cross_photo_top1"],
-                                       opt.epochs)
+    how = trainer_fit(opt, "val_score", opt.epochs, trainable(model, criterion), describe_identity,
+                      ["val_facecom_top1", "val_facecom_macro_f1", "val_cross_photo_top1"])
+    history, best_epoch = fit(model, supervised_step(model, criterion, run.device), loader, evaluate, opt, how,
+                              run.device, console)
     best = history[best_epoch - 1]
     card = ModelCard(task="identity", backbone=opt.backbone, preprocessing=spec,
                      threshold=tuned_threshold(va_items, embs[best_epoch - 1]),

@@ -19,14 +19,16 @@ OutRun = typer.Option(file_okay=False, help="Run folder to write (weights, confi
 Backbone = Annotated[str, typer.Option(help="Any timm model name, or a facecli registry name (dlib_resnet).")]
 Pretrained = Annotated[str, typer.Option(help="auto (packaged ImageNet weights when the backbone has them), none, "
                                               "hub (download; needs network) or a checkpoint path.")]
-Size = Annotated[int, typer.Option(min=16, max=1024, help="Square input size in pixels.")]
-Crop = Annotated[float, typer.Option(min=0.1, max=1.0, help="Centred crop, as a fraction of the shorter side (0.8 "
+Size = Annotated[int | None, typer.Option(min=16, max=1024, help="Square input size in pixels. Default: the backbone's "
+                                                                  "(112, dlib_resnet 150).")]
+Crop = Annotated[float | None, typer.Option(min=0.1, max=1.0, help="Centred crop, as a fraction of the shorter side (0.8 "
                                                             "keeps the face and hair of a 250x250 LFW-style photo).")]
-DetectTrain = Annotated[Detect, typer.Option(help="Face detection in preprocessing.")]
-AlignOpt = Annotated[Align, typer.Option(help="Align faces: warp the five detected landmarks onto a template "
+DetectTrain = Annotated[Detect | None, typer.Option(help="Face detection in preprocessing. Default: the backbone's "
+                                                                "(none; dlib_resnet auto).")]
+AlignOpt = Annotated[Align | None, typer.Option(help="Align faces: warp the five detected landmarks onto a template "
                                               "(arcface: ArcFace's 112 px one; dlib: dlib's 150 px chip); implies "
                                               "face detection; stored with the model and used by every command.")]
-Zoom = Annotated[float, typer.Option(min=0.5, max=3.0, help="With --align: > 1 shows more context around the face.")]
+Zoom = Annotated[float | None, typer.Option(min=0.5, max=3.0, help="With --align: > 1 shows more context around the face.")]
 Lr = Annotated[float, typer.Option(min=1e-8, max=10.0, help="AdamW learning rate (cosine schedule with warm "
                                                             "restarts).")]
 Workers = Annotated[int, typer.Option(min=0, max=64, help="Data-loading worker processes.")]
@@ -40,18 +42,17 @@ Patience = Annotated[int, typer.Option(min=0, help="Early stopping: epochs witho
 
 # options every trainer takes: TrainOptions field -> (Typer annotation, default)
 TRAIN_OPTIONS = {
-    "backbone": (Backbone, "tf_efficientnet_lite0"), "pretrained": (Pretrained, "auto"), "size": (Size, 112),
-    "crop": (Crop, 0.8), "detect": (DetectTrain, Detect.none), "align": (AlignOpt, Align.none), "zoom": (Zoom, 1.0),
+    "backbone": (Backbone, "tf_efficientnet_lite0"), "pretrained": (Pretrained, "auto"), "size": (Size, None),
+    "crop": (Crop, None), "detect": (DetectTrain, None), "align": (AlignOpt, None), "zoom": (Zoom, None),
     "lr": (Lr, 1e-3), "seed": (Seed, 0), "workers": (Workers, 2), "device": (DeviceT, Device.auto),
 }
 
 
 def _train_options(kw: dict) -> dict:
     """The shared training options, checked: --align needs detection (it implies it unless refused)."""
-    import sys
 
     require_training_stack()
-    if kw["align"] != "none" and kw["detect"] == "none" and "--detect" in sys.argv:
+    if kw["align"] not in (None, "none") and kw["detect"] == "none":
         raise FacecliError("--align needs face detection: drop --detect none")
     return kw
 
