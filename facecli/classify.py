@@ -14,7 +14,7 @@ from facecli.pipeline import ImageInput, run_model
 from facecli.runtime import OnnxModel
 from facecli.scan import input_name
 
-CLASSIFY_COLUMNS = ["path", "face", "label", "p_female", "face_status", "box", "landmarks", "error"]
+CLASSIFY_COLUMNS = ["path", "face", "label", "p_female", "face_status", "restored", "box", "landmarks", "error"]
 
 
 @dataclass
@@ -50,7 +50,8 @@ def classify_images(model: OnnxModel, paths: Sequence[ImageInput], root: Path | 
 
     With detection, an image without a face gets one row with ``face_status`` "not_found" and no label (a cat
     is neither male nor female); ``box`` is "x y w h" and ``landmarks`` the five points "x1 y1 ... x5 y5" in
-    image pixels. Unreadable files get a row with an ``error`` and empty prediction. ``path`` is relative to
+    image pixels; ``restored`` says what restoration did to the image (none, denoise, derain; off with
+    ``restore="none"``). Unreadable files get a row with an ``error`` and empty prediction. ``path`` is relative to
     ``root`` when given. Rows keep the input order.
     """
     labels = model.card.labels
@@ -61,12 +62,12 @@ def classify_images(model: OnnxModel, paths: Sequence[ImageInput], root: Path | 
             "_i": crop.index, "face": crop.face,
             "label": labels[int(p >= threshold)] if crop.has_face else "",
             "p_female": float(p) if crop.has_face else float("nan"),
-            "face_status": crop.face_status, "box": "" if crop.box is None else " ".join(map(str, crop.box)),
+            "face_status": crop.face_status, "restored": crop.restored, "box": "" if crop.box is None else " ".join(map(str, crop.box)),
             "landmarks": "" if crop.landmarks is None else " ".join(f"{v:.1f}" for v in crop.landmarks.reshape(-1)),
             "error": "",
         })
     for i, err in res.failures.items():
-        rows.append({"_i": i, "face": "", "label": "", "p_female": float("nan"), "face_status": "", "box": "",
+        rows.append({"_i": i, "face": "", "label": "", "p_female": float("nan"), "face_status": "", "restored": "", "box": "",
                      "landmarks": "", "error": err})
     df = pd.DataFrame(rows, columns=["_i", *CLASSIFY_COLUMNS[1:]])
     df.insert(0, "path", [input_name(paths[i], i, root) for i in df["_i"]])

@@ -63,9 +63,11 @@ def evaluate_gender(model: OnnxModel, root: Path, paths: list[Path], labels: lis
     res = run_model(model, paths, run)
     p = np.full(len(paths), np.nan)
     status = [""] * len(paths)
+    restored = [""] * len(paths)
     for crop, v in zip(res.crops, res.outputs.reshape(-1), strict=True):
         p[crop.index] = v
         status[crop.index] = crop.face_status
+        restored[crop.index] = crop.restored
     ok = ~np.isnan(p)
     y = np.asarray(labels)
     df = pd.DataFrame({
@@ -74,6 +76,7 @@ def evaluate_gender(model: OnnxModel, root: Path, paths: list[Path], labels: lis
         "predicted": [GENDER_LABELS[int(v >= threshold)] if k else "" for v, k in zip(p, ok, strict=True)],
         "p_female": p,
         "face_status": status,
+        "restored": restored,
         "error": [res.failures.get(i, "") for i in range(len(paths))],
     })
     if not ok.any():

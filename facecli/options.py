@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facecli.errors import FacecliError
 from facecli.face.align import TEMPLATES
 from facecli.face.detectors import detector_names
+from facecli.restore import RESTORE_MODES
+
+if TYPE_CHECKING:
+    from facecli.face.preprocess import Preprocessing
 from facecli.validate import check_choice, check_int
 
 Progress = Callable[[int], None] | None
@@ -32,6 +36,8 @@ def choice_set(name: str, values: Iterable[str], doc: str) -> type[Enum]:
 
 Detect = choice_set("Detect", (*detector_names(), "none"),
                     "Face detection: auto (the default detector), a detector's registry name, or none (centred crop).")
+Restore = choice_set("Restore", RESTORE_MODES,
+                     "Restoration before detection: auto (remove impulse noise or rain streaks where found) or none.")
 Device = choice_set("Device", ("auto", "cpu", "cuda"),
                     "Where a model runs: auto (CUDA when usable, else the CPU), cpu or cuda.")
 Align = choice_set("Align", ("none", *TEMPLATES), "Alignment template for training (facecli.face.align.TEMPLATES).")
@@ -72,6 +78,9 @@ class RunOptions:
     batch_size: images per inference batch (1 to 4096).
     device: "auto" (CUDA when ONNX Runtime can use a GPU, else the CPU), "cuda" (an error when it cannot) or
         "cpu"; used when a model is loaded from a path.
+    restore: None runs the model's own setting (the shipped models: "auto"); "auto" assesses every image and
+        removes impulse noise or rain streaks before detection (:mod:`facecli.restore`); "none" leaves images
+        as decoded.
     workers: decoder threads (None: one per core, at most 8).
     threads: ONNX Runtime intra-op threads per model (0: ONNX Runtime's choice, one per core).
     on_total: called once with the number of inputs when it is known.
@@ -79,6 +88,7 @@ class RunOptions:
     """
 
     detect: str | None = None
+    restore: str | None = None
     batch_size: int = 64
     device: str = "auto"
     workers: int | None = None
@@ -87,9 +97,10 @@ class RunOptions:
     on_progress: Progress = None
 
     def __post_init__(self) -> None:
-        for f in ("detect", "device"):
+        for f in ("detect", "restore", "device"):
             object.__setattr__(self, f, plain(getattr(self, f)))
         check_choice("detect", self.detect, choices(Detect), optional=True)
+        check_choice("restore", self.restore, choices(Restore), optional=True)
         check_int("batch_size", self.batch_size, 1, 4096)
         check_choice("device", self.device, choices(Device))
         if self.workers is not None:
@@ -105,6 +116,11 @@ class RunOptions:
             raise FacecliError(f"unknown option {sorted(unknown)[0]!r} (run options: "
                                f"{', '.join(f.name for f in fields(cls))})")
         return replace(options or cls(), **changes)
+
+    def spec_for(self, spec: Preprocessing) -> Preprocessing:
+        """A model's preprocessing record with this run's ``detect`` and ``restore`` overrides applied."""
+        changes = {k: v for k, v in (("detect", self.detect), ("restore", self.restore)) if v is not None}
+        return spec.replace(**changes) if changes else spec
 
     def total(self, n: int) -> None:
         """Report the number of inputs."""

@@ -1,6 +1,6 @@
 """The batch path shared by classify, gallery building, matching, evaluation and training.
 
-scan -> decode -> (detect and align) -> crop -> normalise -> batch -> model. Decoding, cropping and normalising run
+scan -> decode -> assess and restore -> (detect and align) -> crop -> normalise -> batch -> model. Decoding, cropping and normalising run
 in a small thread pool (OpenCV and NumPy release the GIL) one chunk ahead of the model, so the model
 rarely waits for them.
 """
@@ -18,6 +18,7 @@ from facecli.decode import DecodeError, read_image, rgb_array_to_bgr
 from facecli.face.detectors import Box, get_detector
 from facecli.face.preprocess import Preprocessing, crop_face, to_tensor
 from facecli.options import RunOptions
+from facecli.restore import restore
 from facecli.runtime import OnnxModel
 
 # a crop's face_status: "off" (detection not asked for), the detector's "detected" or "fallback" (placed by
@@ -37,6 +38,7 @@ class Crop:
     pixels: np.ndarray  # (size, size, 3) BGR uint8
     tensor: np.ndarray | None = None  # (3, size, size) float32 model input, set by iter_prepared
     landmarks: np.ndarray | None = None  # (5, 2) x, y in source pixels when a face was found
+    restored: str = ""  # what restoration did to the source image (facecli.restore: none, denoise, derain, off)
 
     @property
     def has_face(self) -> bool:
@@ -72,14 +74,16 @@ def prepare_image(item: ImageInput, index: int, spec: Preprocessing, all_faces: 
 
 
 def crops_from_array(img: np.ndarray, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
-    """The crops of an already-decoded BGR image (see :func:`prepare_image`)."""
+    """The crops of an already-decoded BGR image (see :func:`prepare_image`), restored first as ``spec.restore``
+    says (:func:`facecli.restore.restore`)."""
+    img, restored = restore(img, spec.restore)
     if spec.detect == "none":
-        return [Crop(index, 0, None, FACE_OFF, crop_face(img, spec))]
+        return [Crop(index, 0, None, FACE_OFF, crop_face(img, spec), restored=restored)]
     faces = get_detector(spec.detect).detect(img, largest_only=not all_faces)
     if not faces:
-        return [Crop(index, 0, None, FACE_NOT_FOUND, crop_face(img, spec))]
-    return [Crop(index, i, f.box, f.status, crop_face(img, spec, f.box, f.landmarks), landmarks=f.landmarks)
-            for i, f in enumerate(faces)]
+        return [Crop(index, 0, None, FACE_NOT_FOUND, crop_face(img, spec), restored=restored)]
+    return [Crop(index, i, f.box, f.status, crop_face(img, spec, f.box, f.landmarks), landmarks=f.landmarks,
+                 restored=restored) for i, f in enumerate(faces)]
 
 
 @dataclass
@@ -145,10 +149,10 @@ def iter_prepared(
 def run_model(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions, *, all_faces: bool = False) -> BatchResult:
     """Run ``model`` over image files or arrays; bad ones become ``failures`` while the batch goes on.
 
-    ``run.detect`` overrides the model's stored detection setting; progress goes to ``run.advance`` after each
-    chunk of ``run.batch_size`` images.
+    ``run.detect`` and ``run.restore`` override the model's stored settings; progress goes to ``run.advance``
+    after each chunk of ``run.batch_size`` images.
     """
-    spec = model.preprocessing if run.detect is None else model.preprocessing.replace(detect=run.detect)
+    spec = run.spec_for(model.preprocessing)
     all_crops: list[Crop] = []
     outs: list[np.ndarray] = []
     failures: dict[int, str] = {}

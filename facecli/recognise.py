@@ -32,6 +32,7 @@ class Embedded:
     ok: np.ndarray
     failures: dict[int, str]
     face_status: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # what restoration did to each image
 
 
 def embed_images(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions) -> Embedded:
@@ -40,11 +41,13 @@ def embed_images(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions)
     dim = int(model.card.embedding_dim or (res.outputs.shape[1] if res.outputs.ndim == 2 else 512))
     vec = np.full((len(paths), dim), np.nan, np.float32)
     status = [""] * len(paths)
+    restored = [""] * len(paths)
     for crop, v in zip(res.crops, res.outputs, strict=True):
         vec[crop.index] = v
         status[crop.index] = crop.face_status
+        restored[crop.index] = crop.restored
     ok = ~np.isnan(vec[:, 0]) if len(paths) else np.zeros(0, bool)
-    return Embedded(vec, ok, res.failures, status)
+    return Embedded(vec, ok, res.failures, status, restored)
 
 
 @dataclass
@@ -258,6 +261,7 @@ def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput
     if kinds is not None:
         table["distortion"] = [kinds[i] for i in okp]
     table["face_status"] = [emb.face_status[i] for i in okp]
+    table["restored"] = [emb.restored[i] for i in okp]
     table["error"] = ""
     table.index = okp
     if emb.failures:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from facecli.errors import FacecliError
-from facecli.options import Detect, Device, Probes, RunOptions, Split
+from facecli.options import Detect, Device, Probes, Restore, RunOptions, Split
 
 
 def value(choice: Any) -> Any:
@@ -33,6 +33,10 @@ DetectOpt = Annotated[Detect | None, typer.Option(
     help="Face detection: auto (MTCNN with five landmarks; faces are aligned as the model was trained; "
          "face_status says detected, fallback or not_found) or none (centred crop). "
          "Default: what the model was trained with.")]
+RestoreOpt = Annotated[Restore | None, typer.Option(
+    help="Restoration before detection: auto (remove impulse noise or rain streaks where the image shows them; "
+         "clean images are untouched; the restored column says what was done) or none. Default: the model's "
+         "record (auto for the shipped models).")]
 DeviceOpt = Annotated[Device, typer.Option(help="Inference device: auto (CUDA when usable, else CPU), cuda "
                                                 "(error when CUDA is not usable) or cpu.")]
 def _score_range(value: float | None) -> float | None:
@@ -59,6 +63,7 @@ SplitOpt = Annotated[Split | None, typer.Option(help="Which split of a Task fold
 # the run options every model-running command takes: RunOptions field -> (Typer annotation, default)
 RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "detect": (DetectOpt, None),
+    "restore": (RestoreOpt, None),
     "batch_size": (BatchOpt, 64),
     "device": (DeviceOpt, Device.auto),
     "threads": (Annotated[int, typer.Option(min=0, max=256, help="ONNX Runtime threads per model (0: one per "

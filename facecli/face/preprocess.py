@@ -14,6 +14,7 @@ import numpy as np
 
 from facecli.face.align import TEMPLATES, align_face
 from facecli.face.detectors import Box, detector_class, detector_names
+from facecli.restore import RESTORE_MODES
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Preprocessing:
     template: "none", or the alignment template (:data:`facecli.face.align.TEMPLATES`, e.g. "arcface") that a
         detected face's five landmarks are warped onto by a similarity transform.
     zoom: with a template, > 1 shows more context around the face (1 = the template as published).
+    restore: "auto" (assess each decoded image and remove impulse noise or rain streaks before detection,
+        :mod:`facecli.restore`) or "none". Models recorded before restoration existed read as "auto".
     """
 
     size: int = 112
@@ -44,6 +47,7 @@ class Preprocessing:
     face_margin: float = 1.6
     template: str = "none"
     zoom: float = 1.0
+    restore: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +85,8 @@ class Preprocessing:
             raise ValueError(f"detect must be 'none' or one of {', '.join(detector_names())}, not {self.detect!r}")
         if self.template != "none" and self.template not in TEMPLATES:
             raise ValueError(f"template must be 'none' or one of {', '.join(sorted(TEMPLATES))}, not {self.template!r}")
+        if self.restore not in RESTORE_MODES:
+            raise ValueError(f"restore must be one of {', '.join(RESTORE_MODES)}, not {self.restore!r}")
         if not 0.5 <= self.zoom <= 3.0:
             raise ValueError(f"zoom must lie in [0.5, 3], not {self.zoom}")
 
