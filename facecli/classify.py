@@ -62,13 +62,14 @@ def classify_images(model: OnnxModel, paths: Sequence[ImageInput], root: Path | 
             "_i": crop.index, "face": crop.face,
             "label": labels[int(p >= threshold)] if crop.has_face else "",
             "p_female": float(p) if crop.has_face else float("nan"),
-            "face_status": crop.face_status, "restored": crop.restored, "box": "" if crop.box is None else " ".join(map(str, crop.box)),
+            "face_status": crop.face_status, "restored": crop.restored,
+            "box": "" if crop.box is None else " ".join(map(str, crop.box)),
             "landmarks": "" if crop.landmarks is None else " ".join(f"{v:.1f}" for v in crop.landmarks.reshape(-1)),
             "error": "",
         })
     for i, err in res.failures.items():
-        rows.append({"_i": i, "face": "", "label": "", "p_female": float("nan"), "face_status": "", "restored": "", "box": "",
-                     "landmarks": "", "error": err})
+        rows.append({"_i": i, "face": "", "label": "", "p_female": float("nan"), "face_status": "", "restored": "",
+                     "box": "", "landmarks": "", "error": err})
     df = pd.DataFrame(rows, columns=["_i", *CLASSIFY_COLUMNS[1:]])
     df.insert(0, "path", [input_name(paths[i], i, root) for i in df["_i"]])
     return df.sort_values(["_i", "face"], key=lambda c: pd.to_numeric(c, errors="coerce").fillna(-1),
