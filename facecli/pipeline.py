@@ -1,8 +1,8 @@
 """The batch path shared by classify, gallery building, matching, evaluation and training.
 
 scan -> decode -> assess and restore -> (detect and align) -> crop -> normalise -> batch -> model. Decoding,
-restoring, cropping and normalising run in a small thread pool (OpenCV and NumPy release the GIL) one chunk ahead of the model, so the model
-rarely waits for them.
+restoring, cropping and normalising run in a small thread pool (OpenCV and NumPy release the GIL) one
+chunk ahead of the model, so the model rarely waits for them.
 """
 
 from __future__ import annotations
