@@ -120,7 +120,30 @@ def model_for_gallery(gallery: Gallery, model: ModelArg = None, *, device: str =
         if recorded and Path(recorded).is_file():
             model = recorded
     m = _model(model, "identity", run)
-    gallery.check_model(m.sha256, m.path)
+    gallery.check_model(m.sha256, m.path, m.card.embeds_like)
+    return m
+
+
+def photo_model_for(gallery: Gallery | None = None, *, options: RunOptions | None = None) -> OnnxModel | None:
+    """The photo matcher of ``gallery`` (the file it records, else the shipped one when that is it), or for a
+    new gallery (None) the shipped one; None when the gallery keeps no photo evidence or nothing is shipped."""
+    from facecli.photo import PHOTO_MODEL_FILE
+    from facecli.runtime import models_dir
+
+    run = options or RunOptions()
+    shipped = models_dir() / PHOTO_MODEL_FILE
+    if gallery is None:
+        return _model(shipped, "identity", run) if shipped.is_file() else None
+    if gallery.photos is None:
+        return None
+    recorded = gallery.photos.model.get("path")
+    path = recorded if recorded and Path(recorded).is_file() else shipped
+    if not Path(path).is_file():
+        raise FacecliError(f"gallery keeps photo evidence but its photo matcher {recorded} is missing")
+    m = _model(path, "identity", run)
+    if m.sha256 != gallery.photos.model.get("sha256"):
+        raise FacecliError(f"gallery's photo evidence was made by another photo matcher than {m.path}; "
+                           "rebuild the gallery")
     return m
 
 
@@ -214,19 +237,23 @@ def load_gallery(path: str | os.PathLike) -> Gallery:
 
 
 def build_gallery(root: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
-                  per_image: bool = True, include_distorted: bool = False, options: RunOptions | None = None,
-                  **run: Any) -> GalleryBuild:
+                  per_image: bool = True, include_distorted: bool = False, photo: bool = True,
+                  options: RunOptions | None = None, **run: Any) -> GalleryBuild:
     """A gallery of the identities in ``root`` (``ROOT/<identity>/*.jpg``, clean photos), saved to ``out``
     when given. Returns the gallery with the report of images embedded, failures and skipped identities.
 
     ``per_image`` (default) keeps one vector per photo and scores an identity by its best photo; False
     keeps one template (mean embedding) per identity. ``include_distorted`` also embeds ``distortion/``.
+    ``photo`` (default) also keeps photo evidence of every photo (the shipped photo matcher's vector and a
+    64 x 64 thumbnail, about 6 KB a photo), so that degraded copies of gallery photos are recognised even
+    where the face is gone (:mod:`facecli.photo`).
     """
     from facecli.recognise import build_gallery as _build
 
     opts = RunOptions.of(options, **run)
     m = _model(model, "identity", opts)
-    built = _build(m, Path(root), opts, include_distorted=include_distorted, per_image=per_image)
+    pm = photo_model_for(None, options=opts) if photo else None
+    built = _build(m, Path(root), opts, include_distorted=include_distorted, per_image=per_image, photo_model=pm)
     if out is not None:
         built.save(out)
     return built
@@ -240,8 +267,10 @@ def add_to_gallery(gallery: str | os.PathLike, root: str | os.PathLike, model: M
     from facecli.recognise import add_to_gallery as _add
 
     opts = RunOptions.of(options, **run)
-    m = model_for_gallery(Gallery.load(gallery), model, options=opts)
-    return _add(m, Path(gallery), Path(root), opts, include_distorted=include_distorted)
+    g = Gallery.load(gallery)
+    m = model_for_gallery(g, model, options=opts)
+    return _add(m, Path(gallery), Path(root), opts, include_distorted=include_distorted,
+                photo_model=photo_model_for(g, options=opts))
 
 
 def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: ModelArg = None, *,
@@ -264,14 +293,16 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
     check_choice("layout", layout, choices(Layout))
     g = gallery if isinstance(gallery, Gallery) else Gallery.load(gallery)
     m = model_for_gallery(g, model, options=opts)
-    thr, source = resolve_threshold(m.card, threshold, g.threshold, g.threshold_source)
+    pm = photo_model_for(g, options=opts)
+    thr, source = resolve_threshold(m.card, threshold, *g.threshold_on(m.card.score_scale))
     if isinstance(probes, str | os.PathLike) and Path(probes).is_dir():
-        table, result = match_folder(m, g, Path(probes), thr, opts, which=which, layout=layout, top_k=top_k)
+        table, result = match_folder(m, g, Path(probes), thr, opts, which=which, layout=layout, top_k=top_k,
+                                     photo_model=pm)
     else:
         items, root = _inputs(probes)
         opts.total(len(items))
-        table, result = match_images(m, g, items, thr, opts, root=root, top_k=top_k)
-    return MatchRun(table, result, thr, source)
+        table, result = match_images(m, g, items, thr, opts, root=root, top_k=top_k, photo_model=pm)
+    return MatchRun(table, result, thr, source, g.evidence, m.card.strangers_accepted(thr))
 
 
 def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, model: ModelArg = None, *,
@@ -290,19 +321,23 @@ def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, mod
     check_choice("which", which, choices(Probes))
     g = Gallery.load(gallery)
     m = model_for_gallery(g, model, options=opts)
-    res = calibrate_gallery(m, g, Path(data), opts, objective=objective, far=far, which=which)
-    Gallery.update(gallery, lambda current: current.meta.update(threshold=res["threshold"],
-                                                                threshold_source=res["source"]))
+    res = calibrate_gallery(m, g, Path(data), opts, objective=objective, far=far, which=which,
+                            photo_model=photo_model_for(g, options=opts))
+    scale = m.card.score_scale
+    Gallery.update(gallery, lambda current: current.meta.update(
+        threshold=res["threshold"], threshold_source=res["source"],
+        score_scale=None if scale is None else scale.to_dict()))
     return res
 
 
 def evaluate_identity(data: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
-                      split: str | None = None, threshold: float | None = None, options: RunOptions | None = None,
-                      **run: Any) -> IdentityEval:
+                      split: str | None = None, threshold: float | None = None, photo: bool = True,
+                      options: RunOptions | None = None, **run: Any) -> IdentityEval:
     """FACECOM's protocol (clean gallery, distorted probes), the cross-photo protocol (a probe's own photo
     is never in the gallery) and clean cross-photo, on a Task B-layout folder (its ``val/``, or ``split``).
     Returns the result per protocol; ``out`` saves per-protocol metrics, per-distortion CSVs, matches and
-    plots there."""
+    plots there. ``photo`` (default) weighs photo evidence beside face evidence, as a gallery built with it
+    does in ``match``."""
     from facecli.evaluate import evaluate_identity as _evaluate
     from facecli.scan import identity_split_folder
 
@@ -310,7 +345,8 @@ def evaluate_identity(data: str | os.PathLike, model: ModelArg = None, *, out: s
     check_choice("split", split, choices(Split), optional=True)
     m = _model(model, "identity", opts)
     thr, _ = resolve_threshold(m.card, threshold)
-    res = _evaluate(m, identity_split_folder(data, split), thr, opts)
+    res = _evaluate(m, identity_split_folder(data, split), thr, opts,
+                    photo_model=photo_model_for(None, options=opts) if photo else None)
     if out is not None:
         res.save(out)
     return res

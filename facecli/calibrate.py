@@ -36,15 +36,19 @@ def choose_threshold(genuine: np.ndarray, impostor: np.ndarray, objective: str =
 
 
 def calibrate_gallery(model: OnnxModel, gallery: Gallery, data: Path, run: RunOptions, *, objective: str = "f1",
-                      far: float = 1e-3, which: str = "distorted") -> dict[str, Any]:
-    """Match the labelled probes of ``data`` against ``gallery``, choose the threshold and set it in the
-    gallery's metadata (the caller saves the gallery). Returns the threshold and the figures at it."""
-    _, result = match_folder(model, gallery, data, gallery.threshold, run, which=which, layout="identity")
+                      far: float = 1e-3, which: str = "distorted", photo_model: OnnxModel | None = None
+                      ) -> dict[str, Any]:
+    """Match the labelled probes of ``data`` against ``gallery`` (with its photo evidence when ``photo_model``
+    is given), choose the threshold on the model's score scale and set it in the gallery's metadata (the
+    caller saves the gallery). Returns the threshold and the figures at it."""
+    thr0, _ = gallery.threshold_on(model.card.score_scale)
+    _, result = match_folder(model, gallery, data, thr0, run, which=which, layout="identity", photo_model=photo_model)
     if result is None:
         raise FacecliError(f"{data} has no ground truth (identity layout needed)")
     thr = choose_threshold(result.genuine, result.impostor, objective, far)
     ver = verification_metrics(result.genuine, result.impostor, thr)
     source = f"calibrated on {data} ({'maximum F1' if objective == 'f1' else f'FAR <= {far:g}'})"
-    gallery.meta.update(threshold=thr, threshold_source=source)
+    scale = model.card.score_scale
+    gallery.meta.update(threshold=thr, threshold_source=source, score_scale=None if scale is None else scale.to_dict())
     return {"threshold": thr, "source": source, "far": ver["far"], "tar": ver["recall"], "f1": ver["f1"],
             "genuine": ver["pairs_genuine"], "impostor": ver["pairs_impostor"]}

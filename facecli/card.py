@@ -41,6 +41,54 @@ def check_threshold(task: str, value: float | None, name: str = "threshold") -> 
 
 
 @dataclass(frozen=True)
+class ScoreScale:
+    """How an identity model's cosine similarity becomes a readable score in [0, 1].
+
+    score = 1 / (1 + ((1 - cos) / (1 - centre)) ** slope): a logistic fit of "same person" against
+    "stranger" on log(1 - cos), with both classes weighted equally, so a score reads roughly as the
+    probability that two faces are one person when both answers are equally likely beforehand. The score is
+    0.5 at cos = ``centre``; the ranking of identities is the cosine's (the map is increasing).
+    fitted_on: the data, split and protocol it was fitted on, in words.
+    """
+
+    centre: float
+    slope: float
+    fitted_on: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.centre) and -1.0 < self.centre < 1.0):
+            raise ValueError(f"score scale centre must lie in (-1, 1), not {self.centre}")
+        if not (math.isfinite(self.slope) and 0.0 < self.slope <= 100.0):
+            raise ValueError(f"score scale slope must lie in (0, 100], not {self.slope}")
+
+    def __call__(self, cos: Any) -> Any:
+        """The score of cosine similarities (a number or an array; NaN stays NaN)."""
+        import numpy as np
+
+        c = np.asarray(cos, dtype=np.float64)
+        d = np.maximum(1.0 - np.minimum(c, 1.0), 0.0) / (1.0 - self.centre)
+        with np.errstate(over="ignore", divide="ignore"):
+            out = 1.0 / (1.0 + d**self.slope)
+        return float(out) if np.ndim(out) == 0 else out.astype(np.float32)
+
+    def cosine(self, score: float) -> float:
+        """The cosine similarity at which the scale gives ``score`` (0 < score < 1)."""
+        return float(1.0 - (1.0 - self.centre) * (1.0 / score - 1.0) ** (1.0 / self.slope))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "log_logistic", "centre": self.centre, "slope": self.slope, "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ScoreScale | None:
+        """Read :meth:`to_dict` output; None for None."""
+        if d is None:
+            return None
+        if not isinstance(d, dict) or d.get("kind") != "log_logistic":
+            raise ValueError("score_scale must be a log_logistic record")
+        return cls(float(d["centre"]), float(d["slope"]), str(d.get("fitted_on") or ""))
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Everything inference needs to know about a model, checked when it is made.
 
@@ -48,13 +96,20 @@ class ModelCard:
     backbone: the registry name of the network (e.g. "dlib_resnet", "tf_efficientnet_lite0").
     preprocessing: how an image becomes the model's input (size, normalisation, detection, alignment
         template): :class:`facecli.face.preprocess.Preprocessing`.
-    threshold: the decision threshold tuned on validation data: P(female) for gender, cosine similarity
-        for identity; None when the model was never tuned (then :data:`BUILT_IN_THRESHOLD`).
+    threshold: the decision threshold tuned on validation data: P(female) for gender; for identity the score
+        of ``score_scale`` when the model has one, else cosine similarity; None when the model was never
+        tuned (then :data:`BUILT_IN_THRESHOLD`).
     threshold_source: where ``threshold`` came from, in words.
     labels: gender class names, index = label (male, female).
     embedding_dim: identity embedding size.
     metrics: validation figures (flat name -> number or text), with the split and protocol they come from.
     created: ISO time of export.
+    score_scale: identity only: how cosines become the scores that ``match`` reports and thresholds
+        (:class:`ScoreScale`); None: scores are cosine similarities.
+    stranger_curve: identity only: (score, share of strangers whose best score reaches it) pairs measured
+        on validation data, for warning when a threshold would let most strangers in.
+    embeds_like: sha256 digests of model files with the same weights (the card alone differs): galleries
+        built with them stay valid.
     """
 
     task: str
@@ -66,6 +121,9 @@ class ModelCard:
     embedding_dim: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    score_scale: ScoreScale | None = None
+    stranger_curve: tuple[tuple[float, float], ...] = ()
+    embeds_like: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -104,7 +162,27 @@ class ModelCard:
             d["labels"] = list(self.labels)
         else:
             d["embedding_dim"] = self.embedding_dim
+            if self.score_scale is not None:
+                d["score_scale"] = self.score_scale.to_dict()
+            if self.stranger_curve:
+                d["stranger_curve"] = [list(p) for p in self.stranger_curve]
+            if self.embeds_like:
+                d["embeds_like"] = list(self.embeds_like)
         return d
+
+    @property
+    def score_name(self) -> str:
+        """What identity similarities are: "score" (on the model's scale) or "cosine"."""
+        return "score" if self.score_scale is not None else "cosine"
+
+    def strangers_accepted(self, threshold: float) -> float | None:
+        """The share of strangers the model's validation data says ``threshold`` lets in (None: not measured)."""
+        if not self.stranger_curve:
+            return None
+        import numpy as np
+
+        xs, ys = zip(*sorted(self.stranger_curve), strict=True)
+        return float(np.interp(threshold, xs, ys))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelCard:
@@ -126,7 +204,10 @@ class ModelCard:
                    threshold=None if d.get("threshold") is None else float(d["threshold"]),
                    threshold_source=str(d.get("threshold_source") or "validation"),
                    labels=tuple(d.get("labels") or GENDER_LABELS), embedding_dim=None if dim is None else int(dim),
-                   metrics=metrics, created=str(d.get("created") or ""))
+                   metrics=metrics, created=str(d.get("created") or ""),
+                   score_scale=ScoreScale.from_dict(d.get("score_scale")),
+                   stranger_curve=tuple((float(a), float(b)) for a, b in d.get("stranger_curve") or ()),
+                   embeds_like=tuple(str(x) for x in d.get("embeds_like") or ()))
 
 
 def resolve_threshold(card: ModelCard, override: float | None = None, stored: float | None = None,

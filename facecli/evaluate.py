@@ -121,29 +121,72 @@ class IdentityEval:
         return out_dir
 
 
-def evaluate_identity(model: OnnxModel, root: Path, threshold: float, run: RunOptions) -> IdentityEval:
-    """FACECOM, cross-photo and clean cross-photo protocols on a Task B-layout folder; one embedding per image."""
+def evaluate_identity(model: OnnxModel, root: Path, threshold: float, run: RunOptions,
+                      photo_model: OnnxModel | None = None) -> IdentityEval:
+    """FACECOM, cross-photo and clean cross-photo protocols on a Task B-layout folder; one embedding per image,
+    scores on the model's scale, and with ``photo_model`` photo evidence as ``match`` weighs it."""
     from facecli.protocols import run_protocol
     from facecli.recognise import embed_images
     from facecli.scan import scan_identity_folder
 
     items = scan_identity_folder(root)
     run.total(len(items))
-    emb = embed_images(model, [it.path for it in items], run)
+    photo = _PhotoInputs(photo_model, len(items)) if photo_model is not None else None
+    emb = embed_images(model, [it.path for it in items], run, extra=photo.inputs if photo else None,
+                       on_chunk=photo.keep if photo else None)
     if not emb.ok.any():
         raise AllInputsFailed(f"every one of the {len(items)} images under {root} failed to be read "
                               f"(first: {next(iter(emb.failures.values()), '')})")
     results, tables = {}, {}
     for name in ("facecom", "cross_photo", "clean_cross_photo"):
-        got = run_protocol(items, emb.vectors, emb.ok, name, threshold)
+        got = run_protocol(items, emb.vectors, emb.ok, name, threshold, scale=model.card.score_scale,
+                           face_status=emb.face_status, photo=photo.data() if photo else None)
         if got is None:
             continue
         res, probe_idx = got
         table = res.table.copy()
         table.insert(0, "path", [rel(items[i].path, root) for i in probe_idx])
         table["distortion"] = [items[i].distortion for i in probe_idx]
+        table["face_status"] = [emb.face_status[i] for i in probe_idx]
+        table["restored"] = [emb.restored[i] for i in probe_idx]
         results[name], tables[name] = res, table
     if not results:
         raise FacecliError(f"{root} has no clean gallery image with distorted probes (ROOT/<identity>/distortion/)")
     return IdentityEval(results, tables, root, {"data": str(root), "model": str(model.path),
-                                                "failed_files": len(emb.failures)})
+                                                "failed_files": len(emb.failures),
+                                                "evidence": "face and photo" if photo else "face"})
+
+
+class _PhotoInputs:
+    """Collects the photo evidence inputs of every evaluated image while the face pass runs."""
+
+    def __init__(self, model: OnnxModel, n: int) -> None:
+        from facecli.photo import MAP_SIDE
+
+        self.model, self.spec = model, model.preprocessing.replace(detect="none", restore="none")
+        self.vectors = np.zeros((n, int(model.card.embedding_dim or 512)), np.float32)
+        self.thumbs = np.zeros((n, MAP_SIDE, MAP_SIDE), np.uint8)
+        self.probe_thumbs = np.zeros_like(self.thumbs)
+        self.usable = np.zeros((n, MAP_SIDE, MAP_SIDE), bool)
+
+    def inputs(self, bgr: np.ndarray) -> tuple:
+        from facecli.face.preprocess import crop_face
+        from facecli.photo import probe_thumbnail, thumbnail
+
+        return (crop_face(bgr, self.spec), thumbnail(bgr), *probe_thumbnail(bgr))
+
+    def keep(self, crops: list, _: np.ndarray) -> None:
+        from facecli.face.preprocess import to_tensor
+
+        firsts = [c for c in crops if c.extra is not None]
+        if not firsts:
+            return
+        idx = [c.index for c in firsts]
+        self.vectors[idx] = self.model.run(to_tensor(np.stack([c.extra[0] for c in firsts]), self.spec))
+        for c in firsts:
+            _, self.thumbs[c.index], self.probe_thumbs[c.index], self.usable[c.index] = c.extra
+
+    def data(self):
+        from facecli.protocols import PhotoData
+
+        return PhotoData(self.vectors, self.thumbs, self.probe_thumbs, self.usable)

@@ -1,7 +1,10 @@
 """Galleries: identity templates in a FAISS inner-product index plus JSON metadata.
 
 A gallery is a folder holding ``index.faiss`` (what is searched), ``templates.npy`` (the same vectors,
-so identities can be added or replaced without re-embedding the rest) and ``gallery.json``.
+so identities can be added or replaced without re-embedding the rest) and ``gallery.json``. A gallery with
+photo evidence (:mod:`facecli.photo`) also holds, per photo, the photo matcher's vector
+(``photo_vectors.npy``) and a 64 x 64 grey thumbnail (``thumbnails.npy``); galleries built before photo
+evidence existed have neither and match on face evidence alone.
 
 Concurrency: the folder holds a lock file (``.lock``). Readers (:meth:`Gallery.load`) hold it shared while
 they read; writers hold it exclusively and replace each file atomically (temporary file, then rename), so
@@ -29,6 +32,7 @@ from facecli.errors import FacecliError
 
 GALLERY_FORMAT = 1
 INDEX_FILE, TEMPLATES_FILE, META_FILE = "index.faiss", "templates.npy", "gallery.json"
+PHOTO_VECTORS_FILE, THUMBNAILS_FILE = "photo_vectors.npy", "thumbnails.npy"
 LOCK_FILE = ".lock"
 APPROX_ABOVE = 200_000  # rows beyond which an approximate (HNSW) index is used; exact search is fast below
 
@@ -56,27 +60,62 @@ def build_templates(embeddings: np.ndarray, identities: Sequence[str]) -> tuple[
 
 
 @dataclass
+class PhotoSet:
+    """Photo evidence of a gallery: per photo its identity, the photo matcher's unit vector and a thumbnail."""
+
+    rows: list[str]  # identity of each photo
+    vectors: np.ndarray  # (P, D) float32, unit norm
+    thumbnails: np.ndarray  # (P, 64, 64) uint8
+    model: dict[str, Any]  # the photo matcher (sha256, path, preprocessing), as model_info records it
+
+    def upsert(self, other: PhotoSet) -> None:
+        """Replace the photos of ``other``'s identities by ``other``'s photos, keep the rest."""
+        new = set(other.rows)
+        keep = [i for i, r in enumerate(self.rows) if r not in new]
+        self.rows = [self.rows[i] for i in keep] + list(other.rows)
+        self.vectors = np.concatenate([self.vectors[keep], other.vectors])
+        self.thumbnails = np.concatenate([self.thumbnails[keep], other.thumbnails])
+
+    def nearest(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """Row indices of the ``k`` photos nearest each query (best first), (Q, k)."""
+        k = min(k, len(self.rows))
+        sims = normalise(queries) @ self.vectors.T
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
+        return np.take_along_axis(part, order, axis=1)
+
+
+@dataclass
 class Gallery:
-    """Identity vectors (one template per identity, or one row per image) and their search index."""
+    """Identity vectors (one template per identity, or one row per image) and their search index; with
+    ``photos``, the photo evidence of every gallery photo."""
 
     rows: list[str]  # identity of each vector row
     vectors: np.ndarray  # (N, D) float32, unit norm
     meta: dict[str, Any] = field(default_factory=dict)
     _index: Any = field(default=None, repr=False)
+    photos: PhotoSet | None = None
 
     # ---- construction
     @classmethod
     def create(cls, rows: Sequence[str], vectors: np.ndarray, image_counts: dict[str, int], model_info: dict,
-               threshold: float | None, per_image: bool = False) -> Gallery:
-        """A new gallery; ``model_info`` holds the embedding model's sha256, path and preprocessing."""
+               threshold: float | None, per_image: bool = False, score_scale: dict | None = None,
+               photos: PhotoSet | None = None) -> Gallery:
+        """A new gallery; ``model_info`` holds the embedding model's sha256, path and preprocessing;
+        ``score_scale`` the model's cosine-to-score map (``threshold`` is then a score, else a cosine)."""
         now = _now()
         meta = {
             "format": GALLERY_FORMAT, "created": now, "updated": now, "model": model_info,
             "threshold": float(threshold if threshold is not None else DEFAULT_THRESHOLD),
             "threshold_source": "model default" if threshold is not None else "built-in default",
-            "per_image": per_image, "image_counts": dict(image_counts),
+            "per_image": per_image, "image_counts": dict(image_counts), "score_scale": score_scale,
         }
-        return cls(list(rows), normalise(vectors), meta)
+        return cls(list(rows), normalise(vectors), meta, photos=photos)
+
+    @property
+    def evidence(self) -> str:
+        """What the gallery can match on: "face and photo", or "face" (built without photo evidence)."""
+        return "face and photo" if self.photos is not None else "face"
 
     @property
     def identities(self) -> list[str]:
@@ -96,8 +135,20 @@ class Gallery:
     def threshold_source(self) -> str:
         return str(self.meta.get("threshold_source") or "gallery")
 
-    def upsert(self, rows: Sequence[str], vectors: np.ndarray, image_counts: dict[str, int]) -> tuple[int, int]:
-        """Add identities, replacing any already present. Returns (added, replaced) identity counts."""
+    def threshold_on(self, scale: Any) -> tuple[float, str]:
+        """The stored threshold and its source on the scale of the model matching now: a gallery built before
+        score scales existed stores a cosine, read through ``scale`` (a :class:`facecli.card.ScoreScale`)."""
+        t, source = self.threshold, self.threshold_source
+        if scale is not None and self.meta.get("score_scale") is None:
+            return float(scale(t)), f"{source} (cosine {t:.4f}, stored before score scales, read as a score)"
+        return t, source
+
+    def upsert(self, rows: Sequence[str], vectors: np.ndarray, image_counts: dict[str, int],
+               photos: PhotoSet | None = None) -> tuple[int, int]:
+        """Add identities, replacing any already present (their photo evidence too, when the gallery keeps
+        it and ``photos`` is given). Returns (added, replaced) identity counts."""
+        if self.photos is not None and photos is not None:
+            self.photos.upsert(photos)
         new = set(rows)
         existing = set(self.rows)
         keep = [i for i, r in enumerate(self.rows) if r not in new]
@@ -179,9 +230,15 @@ class Gallery:
 
         meta = {**self.meta, "rows": self.rows, "identities": len(self.identities), "dim": self.dim,
                 "index": "hnsw" if len(self.rows) > APPROX_ABOVE else "flat_inner_product"}
+        meta.pop("photo", None)
         # metadata last: a reader that checks row counts against it never pairs new metadata with old vectors
         write_with(folder / INDEX_FILE, lambda tmp: faiss.write_index(self.index(), str(tmp)))
         write_with(folder / TEMPLATES_FILE, lambda tmp: _save_npy(tmp, self.vectors))
+        if self.photos is not None:
+            ph = self.photos
+            write_with(folder / PHOTO_VECTORS_FILE, lambda tmp: _save_npy(tmp, ph.vectors.astype(np.float32)))
+            write_with(folder / THUMBNAILS_FILE, lambda tmp: _save_npy(tmp, ph.thumbnails.astype(np.uint8)))
+            meta["photo"] = {"model": ph.model, "rows": ph.rows}
         write_text(folder / META_FILE, json.dumps(meta, indent=1))
 
     @classmethod
@@ -224,16 +281,32 @@ class Gallery:
         rows = meta.pop("rows", None)
         if rows is None or len(rows) != len(vectors) or index.ntotal != len(vectors) or index.d != vectors.shape[1]:
             raise FacecliError(f"gallery {folder} is corrupt (index, templates and metadata disagree)")
-        return cls(rows, vectors.astype(np.float32), meta, index)
+        return cls(rows, vectors.astype(np.float32), meta, index, photos=_read_photos(folder, meta.pop("photo", None)))
 
-    def check_model(self, sha256: str, path: str | os.PathLike[str]) -> None:
-        """Refuse probes embedded by another model than the one that built the gallery."""
+    def check_model(self, sha256: str, path: str | os.PathLike[str], same_weights: Sequence[str] = ()) -> None:
+        """Refuse probes embedded by another model than the one that built the gallery (a model whose card
+        lists the gallery's model among ``same_weights``, its ``embeds_like``, is the same model)."""
         want = self.meta.get("model", {}).get("sha256")
-        if want != sha256:
+        if want != sha256 and want not in same_weights:
             raise FacecliError(
                 f"gallery was built with another model ({self.meta.get('model', {}).get('path')}, "
                 f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...); rebuild the gallery"
             )
+
+
+def _read_photos(folder: Path, photo: Any) -> PhotoSet | None:
+    """The photo evidence files of a gallery whose metadata lists them (None for a face-only gallery)."""
+    if photo is None:
+        return None
+    try:
+        vectors = np.load(folder / PHOTO_VECTORS_FILE, allow_pickle=False)
+        thumbs = np.load(folder / THUMBNAILS_FILE, allow_pickle=False)
+        rows, model = list(photo["rows"]), dict(photo["model"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FacecliError(f"gallery {folder}: photo evidence missing or corrupt ({type(exc).__name__})") from None
+    if not (len(rows) == len(vectors) == len(thumbs)) or vectors.ndim != 2 or thumbs.shape[1:] != (64, 64):
+        raise FacecliError(f"gallery {folder}: photo evidence is corrupt (vectors, thumbnails and rows disagree)")
+    return PhotoSet(rows, vectors.astype(np.float32), thumbs.astype(np.uint8), model)
 
 
 @contextlib.contextmanager

@@ -8,9 +8,10 @@ chunk ahead of the model, so the model rarely waits for them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class Crop:
     tensor: np.ndarray | None = None  # (3, size, size) float32 model input, set by iter_prepared
     landmarks: np.ndarray | None = None  # (5, 2) x, y in source pixels when a face was found
     restored: str = ""  # what restoration did to the source image (facecli.restore: none, denoise, derain, off)
+    extra: Any = None  # first crop of an image only: what run_model's ``extra`` made of the decoded image
 
     @property
     def has_face(self) -> bool:
@@ -62,15 +64,24 @@ def load_input(item: ImageInput) -> np.ndarray:
     raise DecodeError(f"not an image path or numpy array: {type(item).__name__}")
 
 
-def prepare_image(item: ImageInput, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
+Extra = Callable[[np.ndarray], Any] | None  # called on each decoded image (BGR, before restoration)
+
+
+def prepare_image(item: ImageInput, index: int, spec: Preprocessing, all_faces: bool = False,
+                  extra: Extra = None) -> list[Crop]:
     """Decode one file (or take one array) and cut its model inputs: one crop, or one per face when
     ``all_faces``.
 
     With ``spec.detect`` other than "none", faces are detected (largest first) and cut as the model was trained:
     warped onto its landmark template, or a square around the box. When none is found the centred crop
-    is used and the crop is marked ``not_found``. Raises DecodeError for unreadable files and bad arrays.
+    is used and the crop is marked ``not_found``. ``extra(image)``, when given, is kept with the first crop.
+    Raises DecodeError for unreadable files and bad arrays.
     """
-    return crops_from_array(load_input(item), index, spec, all_faces)
+    img = load_input(item)
+    crops = crops_from_array(img, index, spec, all_faces)
+    if extra is not None:
+        crops[0].extra = extra(img)
+    return crops
 
 
 def crops_from_array(img: np.ndarray, index: int, spec: Preprocessing, all_faces: bool = False) -> list[Crop]:
@@ -107,15 +118,17 @@ def iter_prepared(
     chunk: int = 64,
     workers: int | None = None,
     tensors: bool = True,
+    extra: Extra = None,
 ) -> Iterator[tuple[list[Crop], dict[int, str], int]]:
     """Yield (crops, failures, images done) chunk by chunk, decoding the next chunk in the background.
 
-    With ``tensors`` (default) each crop also carries its normalised model input (``Crop.tensor``).
+    With ``tensors`` (default) each crop also carries its normalised model input (``Crop.tensor``); with
+    ``extra``, each image's first crop carries ``extra(decoded image)``.
     """
 
     def work(i: int) -> list[Crop] | str:
         try:
-            crops = prepare_image(paths[i], i, spec, all_faces)
+            crops = prepare_image(paths[i], i, spec, all_faces, extra)
             if tensors:
                 for c in crops:
                     c.tensor = to_tensor(c.pixels, spec)[0]
@@ -146,22 +159,28 @@ def iter_prepared(
             pending = nxt
 
 
-def run_model(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions, *, all_faces: bool = False) -> BatchResult:
+def run_model(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions, *, all_faces: bool = False,
+              extra: Extra = None, on_chunk: Callable[[list[Crop], np.ndarray], None] | None = None) -> BatchResult:
     """Run ``model`` over image files or arrays; bad ones become ``failures`` while the batch goes on.
 
     ``run.detect`` and ``run.restore`` override the model's stored settings; progress goes to ``run.advance``
-    after each chunk of ``run.batch_size`` images.
+    after each chunk of ``run.batch_size`` images. ``extra`` (see :func:`iter_prepared`) and ``on_chunk(crops,
+    outputs)``, called after each chunk's inference, let a caller do more with each image while it is at hand
+    (photo evidence); extras are dropped after ``on_chunk``.
     """
     spec = run.spec_for(model.preprocessing)
     all_crops: list[Crop] = []
     outs: list[np.ndarray] = []
     failures: dict[int, str] = {}
-    for crops, fails, done in iter_prepared(paths, spec, all_faces, chunk=run.batch_size, workers=run.workers):
+    for crops, fails, done in iter_prepared(paths, spec, all_faces, chunk=run.batch_size, workers=run.workers,
+                                            extra=extra):
         failures.update(fails)
         if crops:
             outs.append(model.run(np.stack([c.tensor for c in crops])))
+            if on_chunk is not None:
+                on_chunk(crops, outs[-1])
             for c in crops:
-                c.pixels, c.tensor = np.empty(0, np.uint8), None
+                c.pixels, c.tensor, c.extra = np.empty(0, np.uint8), None, None
             all_crops += crops
         run.advance(done)
     if outs:

@@ -33,6 +33,34 @@ class MatchResult:
     impostor: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
+FACE_GONE_WEIGHT = 0.5  # face evidence of a face the glare washed out (face_status "fallback") counts half
+
+
+@dataclass
+class Evidence:
+    """What besides the face vectors a match weighs (all optional).
+
+    scale: the model's cosine-to-score map (:class:`facecli.card.ScoreScale`); None keeps cosines.
+    votes: per probe, photo evidence (:class:`facecli.photo.PhotoVote`) or None.
+    face_gone: per probe, True where the face was washed out (its face scores count FACE_GONE_WEIGHT).
+    """
+
+    scale: Any = None
+    votes: Sequence[Any] | None = None
+    face_gone: Sequence[bool] | None = None
+
+    def face_scores(self, cos: np.ndarray) -> np.ndarray:
+        """Face similarities on the score scale, washed-out faces discounted."""
+        s = np.asarray(self.scale(cos) if self.scale is not None else cos, dtype=np.float32)
+        if self.face_gone is not None and len(s):
+            gone = np.asarray(self.face_gone, bool)
+            s = np.where(gone[:, None], s * FACE_GONE_WEIGHT, s).astype(np.float32)
+        return s
+
+    def vote(self, i: int) -> Any:
+        return None if self.votes is None else self.votes[i]
+
+
 def match_embeddings(
     gallery: Gallery,
     probes: np.ndarray,
@@ -41,15 +69,22 @@ def match_embeddings(
     true_ids: Sequence[str] | None = None,
     kinds: Sequence[str] | None = None,
     seed: int = 0,
+    evidence: Evidence | None = None,
 ) -> MatchResult:
     """Match probe embeddings: nearest identities, best similarity, accepted when similarity >= threshold.
 
-    With ``true_ids`` the result carries identification metrics (top-1, macro-F1, DIR, FPIR, open-set
-    accuracy), 1:1 verification metrics over probe x identity pairs, and the same per distortion ``kinds``.
+    With ``evidence``, similarities are scores on the model's scale, washed-out faces count less, and photo
+    evidence raises its identity's score to the photo score (:func:`fuse`); the table's ``evidence`` column
+    says which decided: "face", "photo" (photo evidence named an identity the face did not, or lifted it
+    over the threshold) or "both". With ``true_ids`` the result carries identification metrics (top-1,
+    macro-F1, DIR, FPIR, open-set accuracy), 1:1 verification metrics over probe x identity pairs, and the
+    same per distortion ``kinds``.
     """
     scored = true_ids is not None
-    names, sims, full = rank(gallery, probes, top_k, exact=scored)
+    ev = evidence or Evidence()
+    names, sims, full, decided = rank(gallery, probes, top_k, exact=scored, evidence=ev, threshold=threshold)
     table = decision_table(names, sims, threshold)
+    table["evidence"] = decided
     best, pred = table["similarity"].to_numpy(), table["nearest"].tolist()
     if not scored:
         return MatchResult(table)
@@ -103,17 +138,52 @@ def decision_table(names: list[list[str]], sims: np.ndarray, threshold: float) -
     })
 
 
-def rank(gallery: Gallery, probes: np.ndarray, top_k: int, exact: bool):
-    """The ``top_k`` nearest identities of each probe and their similarities; with ``exact`` (metrics need
-    every probe x identity similarity anyway) ranked from that full matrix, also returned as (names, matrix)."""
+def rank(gallery: Gallery, probes: np.ndarray, top_k: int, exact: bool, evidence: Evidence | None = None,
+         threshold: float = 0.5):
+    """The ``top_k`` nearest identities of each probe, their similarities (scores with ``evidence``) and which
+    evidence decided each probe; with ``exact`` (metrics need every probe x identity similarity anyway)
+    ranked from that full matrix, also returned as (names, matrix)."""
+    ev = evidence or Evidence()
     if not len(probes):
-        return [], np.zeros((0, top_k)), None
+        return [], np.zeros((0, top_k)), None, []
     if not exact:
-        names, sims = gallery.search(probes, top_k)
-        return names, sims, None
+        names, cos = gallery.search(probes, top_k)
+        sims = ev.face_scores(cos)
+        decided = []
+        for i in range(len(names)):
+            names[i], sims[i], how = fuse(names[i], sims[i], ev.vote(i), threshold)
+            decided.append(how)
+        return names, sims, None, decided
     col_names, full = gallery.similarity_matrix(probes)
+    full = ev.face_scores(full)
+    col = {n: j for j, n in enumerate(col_names)}
+    face_top = full.argmax(axis=1)
+    decided = ["face"] * len(probes)
+    for i in range(len(probes)):
+        v = ev.vote(i)
+        if v is not None and v.identity in col:
+            j = col[v.identity]
+            decided[i] = "both" if face_top[i] == j and full[i, j] >= threshold else "photo"
+            full[i, j] = max(full[i, j], v.score)
     idx, sims = top_k_rows(full, top_k)
-    return [[col_names[j] for j in row] for row in idx], sims, (col_names, full)
+    return [[col_names[j] for j in row] for row in idx], sims, (col_names, full), decided
+
+
+def fuse(names: list[str], sims: np.ndarray, vote: Any, threshold: float) -> tuple[list[str], np.ndarray, str]:
+    """One probe's ranked identities and scores with its photo ``vote`` (or None) fused in: the voted
+    identity's score becomes at least the photo score, and the list is re-ranked. Returns (names, scores,
+    evidence) with evidence "face", "photo" or "both"."""
+    if vote is None:
+        return names, sims, "face"
+    k = len(sims)
+    scores = dict(zip(names, (float(v) for v in sims[: len(names)]), strict=True))
+    face_first = names[0] if names else None
+    how = "both" if face_first == vote.identity and scores.get(face_first, -2.0) >= threshold else "photo"
+    scores[vote.identity] = max(scores.get(vote.identity, -2.0), vote.score)
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
+    out = np.full(k, np.nan, np.float32)
+    out[: len(ranked)] = [v for _, v in ranked]
+    return [n for n, _ in ranked], out, how
 
 
 def pair_scores(full: np.ndarray, true_col: np.ndarray, mask: np.ndarray,
@@ -182,22 +252,52 @@ SPLITS = {
 }
 
 
+@dataclass
+class PhotoData:
+    """Photo evidence inputs of every item of an evaluation: photo matcher vectors, gallery thumbnails, probe
+    thumbnails and their usable masks (:mod:`facecli.photo`), in item order."""
+
+    vectors: np.ndarray
+    thumbs: np.ndarray
+    probe_thumbs: np.ndarray
+    usable: np.ndarray
+
+
 def run_protocol(
     items: Sequence[IdentityImage], embeddings: np.ndarray, ok: np.ndarray, protocol: str, threshold: float,
-    top_k: int = 5,
+    top_k: int = 5, *, scale: Any = None, face_status: Sequence[str] | None = None, photo: PhotoData | None = None,
 ) -> tuple[MatchResult, list[int]] | None:
     """Evaluate ``protocol`` ("facecom", "cross_photo" or "clean_cross_photo") on embedded ``items``.
 
-    ``ok`` marks the items whose embedding exists (readable files). Returns the match result and the item
-    indices of its probes, or None when the protocol has no gallery or no probe in this data.
+    ``ok`` marks the items whose embedding exists (readable files). With ``scale`` similarities are scores;
+    ``face_status`` discounts washed-out faces; ``photo`` adds photo evidence as ``match`` does (the gallery's
+    photos are the protocol's gallery images). Returns the match result and the item indices of its probes,
+    or None when the protocol has no gallery or no probe in this data.
     """
+    from facecli.gallery import PhotoSet
+    from facecli.photo import needs_photo, vote
+
     gal, probes = SPLITS[protocol](items)
     gal = [i for i in gal if ok[i]]
     probes = [i for i in probes if ok[i]]
     if not gal or not probes:
         return None
     gallery = in_memory_gallery(embeddings[gal], [items[i].identity for i in gal], threshold)
+    status = [face_status[i] if face_status is not None else "" for i in probes]
+    votes = None
+    if photo is not None:
+        photos = PhotoSet([items[i].identity for i in gal], photo.vectors[gal], photo.thumbs[gal], {})
+        _, cos = gallery.search(embeddings[probes], 1)
+        best = scale(cos[:, 0]) if scale is not None else cos[:, 0]
+        need = [k for k in range(len(probes)) if needs_photo(float(best[k]), status[k])]
+        idx = [probes[k] for k in need]
+        found = vote(photos, photo.vectors[idx], list(photo.probe_thumbs[idx]), list(photo.usable[idx]))
+        votes = [None] * len(probes)
+        for k, v in zip(need, found, strict=True):
+            votes[k] = v
+    evidence = Evidence(scale, votes, [s == "fallback" for s in status])
     res = match_embeddings(gallery, embeddings[probes], threshold, top_k,
-                           [items[i].identity for i in probes], [items[i].distortion for i in probes])
+                           [items[i].identity for i in probes], [items[i].distortion for i in probes],
+                           evidence=evidence)
     res.metrics["protocol"] = protocol
     return res, probes

@@ -7,7 +7,7 @@ Each verb trusts what :mod:`facecli.api` resolved: the model (task checked), the
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from facecli.errors import FacecliError
-from facecli.gallery import Gallery, build_templates
+from facecli.gallery import Gallery, PhotoSet, build_templates
 from facecli.options import RunOptions
-from facecli.pipeline import ImageInput, run_model
-from facecli.protocols import MatchResult, match_embeddings
+from facecli.photo import PhotoEvidence, thumbnail
+from facecli.pipeline import Crop, Extra, ImageInput, run_model
+from facecli.protocols import Evidence, MatchResult, match_embeddings
 from facecli.runtime import OnnxModel
 from facecli.scan import IdentityImage, input_name, is_identity_root, rel, require_dir, scan_identity_folder, scan_images
 
@@ -35,9 +36,11 @@ class Embedded:
     restored: list[str] = field(default_factory=list)  # what restoration did to each image
 
 
-def embed_images(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions) -> Embedded:
-    """L2-normalised embeddings of ``paths`` (largest face when detecting), in input order."""
-    res = run_model(model, paths, run)
+def embed_images(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions, *, extra: Extra = None,
+                 on_chunk: Callable[[list[Crop], np.ndarray], None] | None = None) -> Embedded:
+    """L2-normalised embeddings of ``paths`` (largest face when detecting), in input order (``extra`` and
+    ``on_chunk``: see :func:`facecli.pipeline.run_model`)."""
+    res = run_model(model, paths, run, extra=extra, on_chunk=on_chunk)
     dim = int(model.card.embedding_dim or (res.outputs.shape[1] if res.outputs.ndim == 2 else 512))
     vec = np.full((len(paths), dim), np.nan, np.float32)
     status = [""] * len(paths)
@@ -112,11 +115,13 @@ def gallery_items(root: Path, include_distorted: bool = False) -> tuple[list[Ide
 
 
 def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_distorted: bool = False,
-                     per_image: bool = False) -> tuple[list[str], np.ndarray, dict[str, int], GalleryReport]:
-    """Embed the gallery images of every identity folder under ``root``.
+                     per_image: bool = False, photo_model: OnnxModel | None = None
+                     ) -> tuple[list[str], np.ndarray, dict[str, int], GalleryReport, PhotoSet | None]:
+    """Embed the gallery images of every identity folder under ``root``, and with ``photo_model`` their photo
+    evidence (:func:`photo_set`).
 
-    Returns (row identities, vectors, image count per identity, report). One template per identity (mean
-    of normalised embeddings, re-normalised) unless ``per_image``.
+    Returns (row identities, vectors, image count per identity, report, photo set or None). One template per
+    identity (mean of normalised embeddings, re-normalised) unless ``per_image``.
     """
     items, missing = gallery_items(root, include_distorted)
     run.total(len(items))
@@ -135,7 +140,24 @@ def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_d
         rows, vectors, cnt = build_templates(vecs, ids)
         counts = dict(zip(rows, cnt, strict=True))
     report = GalleryReport(len(set(rows)), len(ok_items), failures, sorted(missing + lost))
-    return rows, vectors, counts, report
+    photos = None if photo_model is None else photo_set(photo_model, ok_items, run)
+    return rows, vectors, counts, report, photos
+
+
+def photo_set(photo_model: OnnxModel, items: Sequence[IdentityImage], run: RunOptions) -> PhotoSet:
+    """The photo evidence of gallery images: the photo matcher's vector and the thumbnail of each photo
+    (images the matcher cannot read are left out)."""
+    photo_run = RunOptions.of(run, detect="none", restore="none", on_total=None, on_progress=None)
+    thumbs: dict[int, np.ndarray] = {}
+
+    def keep(crops: list[Crop], _: np.ndarray) -> None:
+        thumbs.update({c.index: c.extra for c in crops if c.extra is not None})
+
+    emb = embed_images(photo_model, [it.path for it in items], photo_run, extra=thumbnail, on_chunk=keep)
+    ok = [i for i in range(len(items)) if emb.ok[i] and i in thumbs]
+    vec = emb.vectors[ok] if ok else np.zeros((0, emb.vectors.shape[1]), np.float32)
+    thumb = np.stack([thumbs[i] for i in ok]) if ok else np.zeros((0, 64, 64), np.uint8)
+    return PhotoSet([items[i].identity for i in ok], vec, thumb, model_info(photo_model))
 
 
 def model_info(model: OnnxModel) -> dict[str, Any]:
@@ -145,32 +167,40 @@ def model_info(model: OnnxModel) -> dict[str, Any]:
 
 
 def build_gallery(model: OnnxModel, root: Path, run: RunOptions, *, include_distorted: bool = False,
-                  per_image: bool = True) -> GalleryBuild:
-    """A new gallery from the clean images of each identity folder under ``root`` (see embed_identities)."""
-    rows, vectors, counts, report = embed_identities(model, root, run, include_distorted=include_distorted,
-                                                     per_image=per_image)
-    gallery = Gallery.create(rows, vectors, counts, model_info(model), model.card.threshold, per_image=per_image)
+                  per_image: bool = True, photo_model: OnnxModel | None = None) -> GalleryBuild:
+    """A new gallery from the clean images of each identity folder under ``root`` (see embed_identities),
+    with photo evidence when a ``photo_model`` is given."""
+    rows, vectors, counts, report, photos = embed_identities(model, root, run, include_distorted=include_distorted,
+                                                             per_image=per_image, photo_model=photo_model)
+    scale = model.card.score_scale
+    gallery = Gallery.create(rows, vectors, counts, model_info(model), model.card.threshold, per_image=per_image,
+                             score_scale=None if scale is None else scale.to_dict(), photos=photos)
     gallery.meta["source"] = str(root)
     return GalleryBuild(gallery, report)
 
 
 def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, run: RunOptions, *,
-                   include_distorted: bool = False) -> GalleryBuild:
+                   include_distorted: bool = False, photo_model: OnnxModel | None = None) -> GalleryBuild:
     """Add the identities under ``root`` to the gallery in ``gallery_dir``, replacing those already in it,
     without re-embedding the others. Returns the saved gallery with the identities added and replaced.
 
     The images are embedded first, in the gallery's own mode (one vector per photo or one template per
     identity); then the gallery is re-read, changed and saved under its lock, so several runs adding at
-    the same time all land. Refuses a model other than the one that built the gallery.
+    the same time all land. Refuses a model other than the one that built the gallery. A gallery with photo
+    evidence needs its ``photo_model`` to add photos.
     """
     current = Gallery.load(gallery_dir)
-    current.check_model(model.sha256, model.path)
-    rows, vecs, counts, report = embed_identities(model, root, run, include_distorted=include_distorted,
-                                                  per_image=bool(current.meta.get("per_image")))
+    current.check_model(model.sha256, model.path, model.card.embeds_like)
+    if current.photos is not None and photo_model is None:
+        raise FacecliError(f"gallery {gallery_dir} keeps photo evidence: its photo matcher "
+                           f"({current.photos.model.get('path')}) is needed to add photos")
+    rows, vecs, counts, report, photos = embed_identities(
+        model, root, run, include_distorted=include_distorted, per_image=bool(current.meta.get("per_image")),
+        photo_model=photo_model if current.photos is not None else None)
 
     def add(g: Gallery) -> tuple[int, int]:
-        g.check_model(model.sha256, model.path)
-        return g.upsert(rows, vecs, counts)
+        g.check_model(model.sha256, model.path, model.card.embeds_like)
+        return g.upsert(rows, vecs, counts, photos)
 
     saved, (added, replaced) = Gallery.update(gallery_dir, add)
     return GalleryBuild(saved, report, added, replaced)
@@ -195,6 +225,9 @@ def probe_items(folder: Path, which: str = "distorted", layout: str = "auto") ->
     return [it.path for it in keep], [it.identity for it in keep], [it.distortion or "clean" for it in keep]
 
 
+STRANGER_WARNING = 0.2  # warn when a threshold lets at least this share of strangers in
+
+
 @dataclass
 class MatchRun:
     """The outcome of :func:`facecli.match_probes`: one table row per probe, the scored ``result`` when the
@@ -204,12 +237,27 @@ class MatchRun:
     result: MatchResult | None
     threshold: float
     threshold_source: str
+    gallery_evidence: str = "face"  # what the gallery holds: "face and photo", or "face"
+    strangers_accepted: float | None = None  # share of strangers the model's validation data says pass
 
     def summary_rows(self) -> list[tuple[str, Any]]:
-        """Probes, accepted, unknown, face status counts, files that failed, the threshold and its source."""
+        """Probes, accepted, unknown, evidence and face status counts, files that failed, the threshold and its
+        source."""
         from facecli.summary import match_rows
 
-        return match_rows(self.table, self.threshold, self.threshold_source)
+        return match_rows(self.table, self.threshold, self.threshold_source, self.gallery_evidence)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One-line warnings about this run: a threshold that lets most strangers in, a face-only gallery."""
+        out = []
+        if self.strangers_accepted is not None and self.strangers_accepted >= STRANGER_WARNING:
+            out.append(f"warning: threshold {self.threshold:g} accepts about {self.strangers_accepted:.0%} of "
+                       "strangers (the model's validation data); the default is far safer")
+        if self.gallery_evidence == "face":
+            out.append("note: this gallery keeps face evidence only (built before photo evidence or with "
+                       "--no-photo); rebuild it to recognise degraded copies of its photos")
+        return out
 
     def save(self, out: str | os.PathLike, report: str | os.PathLike | None = None, plots: bool = False,
              extra: dict[str, Any] | None = None) -> Path | None:
@@ -233,29 +281,42 @@ class MatchRun:
 
 
 def match_folder(model: OnnxModel, gallery: Gallery, folder: Path, threshold: float, run: RunOptions, *,
-                 which: str = "distorted", layout: str = "auto", top_k: int = 5) -> tuple[pd.DataFrame, MatchResult | None]:
+                 which: str = "distorted", layout: str = "auto", top_k: int = 5,
+                 photo_model: OnnxModel | None = None) -> tuple[pd.DataFrame, MatchResult | None]:
     """Match every probe image under ``folder`` against ``gallery`` (see :func:`probe_items` for
     ``which`` and ``layout``, and :func:`match_images` for the result)."""
     paths, truth, kinds = probe_items(folder, which, layout)
     run.total(len(paths))
     return match_images(model, gallery, paths, threshold, run, truth=truth, kinds=kinds, root=Path(folder),
-                        top_k=top_k)
+                        top_k=top_k, photo_model=photo_model)
 
 
 def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput], threshold: float,
                  run: RunOptions, *, truth: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
-                 root: Path | None = None, top_k: int = 5) -> tuple[pd.DataFrame, MatchResult | None]:
+                 root: Path | None = None, top_k: int = 5,
+                 photo_model: OnnxModel | None = None) -> tuple[pd.DataFrame, MatchResult | None]:
     """Match probe images (files or RGB arrays) against ``gallery``, the largest face of each.
 
-    Returns the table (path, identity, similarity, accepted, nearest, top_k, top_k_similarity,
-    [true_identity, in_gallery, distortion], face_status, error), one row per probe in input order, and,
-    when ``truth`` (the probes' identities) is given, the scored result.
+    Similarities are scores on the model's scale (:class:`facecli.card.ScoreScale`; cosines for a model
+    without one). With ``photo_model`` and a gallery that keeps photo evidence, probes whose face is not sure
+    are also tested as degraded copies of the gallery's photos (:class:`facecli.photo.PhotoEvidence`).
+
+    Returns the table (path, identity, similarity, accepted, nearest, top_k, top_k_similarity, evidence,
+    [true_identity, in_gallery, distortion], face_status, restored, error), one row per probe in input order,
+    and, when ``truth`` (the probes' identities) is given, the scored result.
     """
-    emb = embed_images(model, images, run)
+    scale = model.card.score_scale
+    votes: dict[int, object] = {}
+    photo = None
+    if photo_model is not None and gallery.photos is not None and len(gallery.photos.rows):
+        photo = PhotoEvidence(photo_model, gallery.photos, scale or (lambda c: c), gallery)
+    emb = embed_images(model, images, run, extra=photo.inputs if photo else None,
+                       on_chunk=(lambda crops, out: votes.update(photo.votes(crops, out))) if photo else None)
     okp = np.flatnonzero(emb.ok)
+    evidence = Evidence(scale, [votes.get(int(i)) for i in okp], [emb.face_status[i] == "fallback" for i in okp])
     result = match_embeddings(gallery, emb.vectors[okp], threshold, top_k,
                               None if truth is None else [truth[i] for i in okp],
-                              None if kinds is None else [kinds[i] for i in okp])
+                              None if kinds is None else [kinds[i] for i in okp], evidence=evidence)
     table = result.table.copy()
     table.insert(0, "path", [input_name(images[i], i, root) for i in okp])
     if kinds is not None:

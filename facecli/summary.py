@@ -42,12 +42,18 @@ def classify_rows(df: pd.DataFrame, n_images: int, labels: tuple[str, ...] = ("m
     return rows
 
 
-def match_rows(table: pd.DataFrame, threshold: float, threshold_source: str) -> Rows:
-    """Probes, accepted, unknown, face status counts, files that failed, and the threshold used."""
+def match_rows(table: pd.DataFrame, threshold: float, threshold_source: str, gallery_evidence: str = "face") -> Rows:
+    """Probes, accepted, unknown, what decided the accepted ones, face status and restoration counts, files that
+    failed, the gallery's evidence and the threshold used."""
     ok = table[table["error"] == ""]
     accepted = ok["accepted"].astype(bool) if "accepted" in ok else pd.Series([], dtype=bool)
+    decided = ok.loc[accepted, "evidence"].value_counts() if "evidence" in ok else pd.Series(dtype=int)
+    restored = ok["restored"].value_counts() if "restored" in ok else pd.Series(dtype=int)
     return [("probes", len(table)), ("accepted", int(accepted.sum())), ("unknown", int((~accepted).sum())),
-            *face_status_rows(ok), ("files that failed", failed_inputs(table)),
+            *[(f"accepted on {k} evidence", int(decided.get(k, 0))) for k in ("face", "photo", "both")
+              if decided.get(k, 0)],
+            *face_status_rows(ok), *[(f"restored: {k}", int(n)) for k, n in restored.items() if k not in ("none", "")],
+            ("files that failed", failed_inputs(table)), ("gallery evidence", gallery_evidence),
             ("threshold", threshold), ("threshold from", threshold_source)]
 
 
@@ -56,7 +62,7 @@ def gallery_rows(report: Any, gallery: Any) -> Rows:
     return [("identities added", report.identities), ("images embedded", report.images),
             ("identities in gallery", len(gallery.identities)), ("files that failed", len(report.failures)),
             ("identities skipped (no usable clean image)", len(report.skipped_identities)),
-            ("default threshold", gallery.threshold)]
+            ("evidence", gallery.evidence), ("default threshold", gallery.threshold)]
 
 
 def gallery_info_rows(gallery: Any) -> Rows:
@@ -66,7 +72,11 @@ def gallery_info_rows(gallery: Any) -> Rows:
     model = meta.get("model", {})
     return [("identities", len(gallery.identities)), ("vectors", len(gallery.rows)), ("images", sum(counts.values())),
             ("one vector per image", bool(meta.get("per_image"))), ("dimension", gallery.dim),
-            ("index", meta.get("index")), ("threshold", gallery.threshold),
+            ("index", meta.get("index")), ("evidence", gallery.evidence),
+            ("photos with photo evidence", 0 if gallery.photos is None else len(gallery.photos.rows)),
+            ("photo matcher", None if gallery.photos is None else gallery.photos.model.get("path")),
+            ("scores", "cosine" if meta.get("score_scale") is None else "score (model's scale)"),
+            ("threshold", gallery.threshold),
             ("threshold source", meta.get("threshold_source")), ("model", model.get("path")),
             ("model sha256", str(model.get("sha256"))[:16]), ("backbone", model.get("backbone")),
             ("input size", model.get("preprocessing", {}).get("size")), ("created", meta.get("created")),

@@ -38,6 +38,11 @@ def gallery_build_cmd(
                                                                            "or one template (mean embedding) per "
                                                                            "identity.")] = True,
     include_distorted: Distorted = False,
+    photo: Annotated[bool, typer.Option("--photo/--no-photo", help="Also keep photo evidence of every photo (the "
+                                                                   "photo matcher's vector and a 64 px thumbnail, "
+                                                                   "about 6 KB each), so that degraded copies of "
+                                                                   "gallery photos are recognised even where the "
+                                                                   "face is gone (default).")] = True,
     *,
     run: RunOptions,
 ) -> None:
@@ -46,7 +51,8 @@ def gallery_build_cmd(
 
     m = load(model, "identity", run)
     with progress(run, "embed") as run:
-        built = build_gallery(root, m, per_image=per_image, include_distorted=include_distorted, options=run)
+        built = build_gallery(root, m, per_image=per_image, include_distorted=include_distorted, photo=photo,
+                              options=run)
     built.save(gallery)
     _report(built, gallery)
 

@@ -60,6 +60,8 @@ def match_cmd(
                            layout=layout.value, options=run)
     rdir = res.save(out, report, plots=plots, extra={"probes_folder": str(probes_dir), "gallery": str(gallery)})
     c = console()
+    for line in res.warnings:
+        c.print(line)
     print_rows("match summary", res.summary_rows())
     if res.result is not None:
         print_identity_report(c, res.result, f"match {probes_dir} against {gallery}")
