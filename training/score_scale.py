@@ -99,7 +99,7 @@ def main() -> None:
     entry = next(p for p in proto.metadata_props if p.key == METADATA_KEY)
     card = json.loads(entry.value)
     card.update(score_scale=scale.to_dict(), threshold=threshold, stranger_curve=[list(c) for c in curve],
-                threshold_source=(f"open set on held-out people: at most {args.fpir:.0%} of strangers' best scores "
+                threshold_source=(f"open set on held-out people: at most {args.fpir:.2%} of strangers' best scores "
                                   f"reach it ({(best >= threshold).mean():.2%} of {len(best)})"))
     card["embeds_like"] = sorted(set(card.get("embeds_like") or []) | {hashlib.sha256(raw).hexdigest()})
     card.setdefault("preprocessing", {})["restore"] = "auto"

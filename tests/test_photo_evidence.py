@@ -1,0 +1,122 @@
+"""Photo evidence beside face evidence, the score scale, and galleries built before either."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from skimage import data
+
+import facecli
+from facecli.card import ScoreScale
+from facecli.photo import FIRE, PhotoVote, copy_evidence, probe_thumbnail, thumbnail
+from facecli.protocols import fuse
+from tests.conftest import write
+
+PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "rocket": data.rocket,
+          "hubble": data.hubble_deep_field}
+
+
+def bgr(name: str) -> np.ndarray:
+    return cv2.resize(cv2.cvtColor(PHOTOS[name](), cv2.COLOR_RGB2BGR), (256, 256), interpolation=cv2.INTER_AREA)
+
+
+def glare(img: np.ndarray) -> np.ndarray:
+    """A saturated white disc over the centre, like FACECOM's sunny copies."""
+    out = img.copy()
+    cv2.circle(out, (128, 118), 70, (255, 255, 255), -1)
+    return cv2.GaussianBlur(out, (0, 0), 2)
+
+
+@pytest.fixture(scope="module")
+def gallery_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("people")
+    for name in PHOTOS:
+        write(root / name / f"{name}_0001.png", bgr(name))
+    return root
+
+
+def test_copy_evidence_fires_for_degraded_copies_and_not_for_other_photos():
+    cands = np.stack([thumbnail(bgr(n)) for n in PHOTOS])
+    for make in (glare, lambda x: cv2.GaussianBlur(x, (0, 0), 2.5), lambda x: cv2.convertScaleAbs(x, alpha=0.4)):
+        thumb, usable = probe_thumbnail(make(bgr("astronaut")))
+        ev = copy_evidence(thumb, usable, cands)
+        assert ev[0] >= FIRE and (ev[1:] < FIRE).all(), ev
+    # another photo of the same scene (shifted and rescaled) is not a copy
+    shifted = cv2.warpAffine(bgr("astronaut"), np.float32([[1.15, 0, -30], [0, 1.15, -10]]), (256, 256))
+    thumb, usable = probe_thumbnail(shifted)
+    assert copy_evidence(thumb, usable, cands[:1])[0] < FIRE
+
+
+def test_fuse_lets_photo_evidence_decide_and_says_so():
+    names, sims = ["bob", "ann"], np.array([0.6, 0.3], np.float32)
+    n, s, how = fuse(list(names), sims.copy(), PhotoVote(0, "ann", 0.9), threshold=0.8)
+    assert n[0] == "ann" and s[0] >= 0.99 and how == "photo"
+    n, s, how = fuse(["ann", "bob"], np.array([0.95, 0.2], np.float32), PhotoVote(0, "ann", 0.9), threshold=0.8)
+    assert n[0] == "ann" and how == "both"
+    n, s, how = fuse(list(names), sims.copy(), None, threshold=0.8)
+    assert n == names and how == "face"
+
+
+def test_score_scale_is_readable_and_monotone():
+    s = ScoreScale(0.96, 7.5)
+    assert s(0.96) == pytest.approx(0.5)
+    xs = np.linspace(0.5, 1.0, 101)
+    assert np.all(np.diff(s(xs)) >= 0) and s(1.0) == pytest.approx(1.0)
+    assert s.cosine(0.8) == pytest.approx(float(xs[np.argmin(np.abs(s(xs) - 0.8))]), abs=0.005)
+    with pytest.raises(ValueError):
+        ScoreScale(0.96, -1.0)
+
+
+def test_match_recognises_a_glared_copy_by_photo_evidence(gallery_root, tmp_path, cli):
+    g = tmp_path / "g"
+    r = cli("gallery", "build", gallery_root, "-g", g)
+    assert r.code == 0, r.err
+    info = cli("gallery", "info", g)
+    assert "face and photo" in info.out + info.err
+    probes = tmp_path / "probes"
+    write(probes / "sunny.png", glare(bgr("astronaut")))
+    write(probes / "stranger.png", cv2.cvtColor(cv2.resize(data.camera(), (256, 256)), cv2.COLOR_GRAY2BGR))
+    r = cli("match", probes, "-g", g, "--layout", "plain", "--out", tmp_path / "m.csv")
+    assert r.code == 0, r.err
+    rows = pd.read_csv(tmp_path / "m.csv", keep_default_na=False).set_index("path")
+    assert rows.loc["sunny.png", "identity"] == "astronaut"
+    assert rows.loc["sunny.png", "evidence"] in ("photo", "both")
+    assert rows.loc["stranger.png", "evidence"] == "face"
+    assert rows.loc["stranger.png", "identity"] == "unknown"
+    assert 0.0 <= rows["similarity"].min() and rows["similarity"].max() <= 1.0
+    # a threshold that lets most strangers in gets a one-line warning
+    r = cli("match", probes, "-g", g, "--layout", "plain", "--out", tmp_path / "m2.csv", "--threshold", "0.05")
+    assert r.code == 0 and "of strangers" in r.out + r.err
+
+
+def test_a_gallery_built_before_photo_evidence_and_score_scales_still_matches(gallery_root, tmp_path, cli):
+    g = tmp_path / "old"
+    assert cli("gallery", "build", gallery_root, "-g", g, "--no-photo").code == 0
+    meta = json.loads((g / "gallery.json").read_text())
+    assert "photo" not in meta and not (g / "thumbnails.npy").exists()
+    # what an older facecli wrote: no score scale, the threshold a cosine
+    meta.pop("score_scale")
+    meta["threshold"] = 0.97
+    (g / "gallery.json").write_text(json.dumps(meta))
+    probes = tmp_path / "p"
+    write(probes / "a.png", bgr("coffee"))
+    r = cli("match", probes, "-g", g, "--layout", "plain", "--out", tmp_path / "m.csv")
+    assert r.code == 0, r.err
+    assert "face evidence only" in r.out + r.err and "stored before score scales" in r.out + r.err
+    row = pd.read_csv(tmp_path / "m.csv", keep_default_na=False).iloc[0]
+    assert row["identity"] == "coffee" and row["evidence"] == "face"
+
+
+def test_adding_to_a_photo_gallery_keeps_photo_evidence_for_new_people(gallery_root, tmp_path):
+    g = tmp_path / "g"
+    facecli.build_gallery(gallery_root, out=g)
+    extra = tmp_path / "new"
+    write(extra / "cat2" / "c.png", cv2.flip(bgr("chelsea"), 1))
+    facecli.add_to_gallery(g, extra)
+    loaded = facecli.load_gallery(g)
+    assert loaded.photos is not None and loaded.photos.rows.count("cat2") == 1
+    assert len(loaded.photos.rows) == len(loaded.photos.vectors) == len(loaded.photos.thumbnails) == len(PHOTOS) + 1
