@@ -171,7 +171,20 @@ def _inputs(images: Images) -> tuple[list[ImageInput], Path | None]:
 # ------------------------------------------------------------------ gender
 
 
-def classify_images(images: Images, model: ModelArg = None, *, threshold: float | None = None,
+def frame_gender(options: RunOptions | None = None) -> Any:
+    """The shipped whole-frame gender evidence (:class:`facecli.frame_gender.FrameGender`), or None when its
+    files are not installed."""
+    from facecli.frame_gender import HEAD_FILE, FrameGender
+    from facecli.photo import PHOTO_MODEL_FILE
+    from facecli.runtime import models_dir
+
+    head, embedder = models_dir() / HEAD_FILE, models_dir() / PHOTO_MODEL_FILE
+    if not (head.is_file() and embedder.is_file()):
+        return None
+    return FrameGender(head, _model(embedder, "identity", options or RunOptions()))
+
+
+def classify_images(images: Images, model: ModelArg = None, *, threshold: float | None = None, frame: bool = True,
                     options: RunOptions | None = None, **run: Any) -> ClassifyRun:
     """Male/female for every face in ``images``: ``.table`` has one row per face, largest first within an image.
 
@@ -180,6 +193,8 @@ def classify_images(images: Images, model: ModelArg = None, *, threshold: float 
     defaults to the one tuned on validation data and stored in the model. ``detect`` None uses the
     model's own setting (the shipped model detects and aligns faces); an image with no face gets one row
     with ``face_status`` "not_found" and no label. ``batch_size`` images go through the model at once.
+    ``frame`` (default): where sun glare washed a face out, the whole frame's gender evidence is fused in
+    (``evidence`` "face+frame"; :mod:`facecli.frame_gender`).
     """
     from facecli.classify import ClassifyRun
     from facecli.classify import classify_images as _classify
@@ -189,12 +204,13 @@ def classify_images(images: Images, model: ModelArg = None, *, threshold: float 
     thr, source = resolve_threshold(m.card, threshold)
     items, root = _inputs(images)
     opts.total(len(items))
-    return ClassifyRun(_classify(m, items, root, thr, opts), len(items), thr, source, m.card.labels)
+    fg = frame_gender(opts) if frame else None
+    return ClassifyRun(_classify(m, items, root, thr, opts, fg), len(items), thr, source, m.card.labels)
 
 
 def evaluate_gender(data: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
-                    split: str | None = None, threshold: float | None = None, options: RunOptions | None = None,
-                    **run: Any) -> GenderEval:
+                    split: str | None = None, threshold: float | None = None, frame: bool = True,
+                    options: RunOptions | None = None, **run: Any) -> GenderEval:
     """Evaluate a gender model on a labelled folder (``male/`` and ``female/``, or a Task A folder's
     ``val/``; ``split="train"`` to use ``train/`` on purpose). Returns the scored predictions; ``out`` saves
     predictions.csv, metrics.json and plots there. The threshold defaults to the model's."""
@@ -207,7 +223,7 @@ def evaluate_gender(data: str | os.PathLike, model: ModelArg = None, *, out: str
     thr, _ = resolve_threshold(m.card, threshold)
     root = gender_split_folder(data, split)
     paths, labels = scan_gender_folder(root)
-    res = _evaluate(m, root, paths, labels, thr, opts)
+    res = _evaluate(m, root, paths, labels, thr, opts, frame_gender(opts) if frame else None)
     if out is not None:
         res.save(out)
     return res

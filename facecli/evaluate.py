@@ -13,7 +13,6 @@ import pandas as pd
 from facecli.card import GENDER_LABELS
 from facecli.errors import AllInputsFailed, FacecliError
 from facecli.options import RunOptions
-from facecli.pipeline import run_model
 from facecli.protocols import MatchResult
 from facecli.runtime import OnnxModel
 from facecli.scan import rel
@@ -54,13 +53,15 @@ class GenderEval:
 
 
 def evaluate_gender(model: OnnxModel, root: Path, paths: list[Path], labels: list[int], threshold: float,
-                    run: RunOptions) -> GenderEval:
+                    run: RunOptions, frame: Any = None) -> GenderEval:
     """Score a gender model on labelled images (one prediction per image: the largest face when detecting).
     Unreadable files are listed in the table and counted, and left out of the metrics."""
+    from facecli.classify import gender_outputs
+    from facecli.frame_gender import FUSED
     from facecli.metrics import gender_metrics
 
     run.total(len(paths))
-    res = run_model(model, paths, run)
+    res, fused = gender_outputs(model, paths, run, threshold, frame, all_faces=False)
     p = np.full(len(paths), np.nan)
     status = [""] * len(paths)
     restored = [""] * len(paths)
@@ -75,6 +76,7 @@ def evaluate_gender(model: OnnxModel, root: Path, paths: list[Path], labels: lis
         "true": [GENDER_LABELS[v] for v in y],
         "predicted": [GENDER_LABELS[int(v >= threshold)] if k else "" for v, k in zip(p, ok, strict=True)],
         "p_female": p,
+        "evidence": [(FUSED if i in fused else "face") if k else "" for i, k in enumerate(ok)],
         "face_status": status,
         "restored": restored,
         "error": [res.failures.get(i, "") for i in range(len(paths))],

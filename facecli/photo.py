@@ -20,6 +20,7 @@ evidence stays silent when the probe's own photo is not in the gallery, and a st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np

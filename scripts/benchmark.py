@@ -10,6 +10,8 @@ the 250x250 Task_A photos are used for classify and Task_B identity folders for 
     python scripts/benchmark.py --gender-model other.onnx --identity-model other_embedder.onnx
     python scripts/benchmark.py --data ../shared/data/FACECOM --detect both   # with and without detection
     python scripts/benchmark.py --huge     # peak memory of classify on normal photos mixed with huge JPEGs
+    git worktree add /tmp/old <commit> && python scripts/benchmark.py --data ../shared/data/FACECOM --baseline /tmp/old
+                                           # side by side with an older checkout, runs interleaved
 
 Generated images hold no face, so with detection they take the detector's slowest path (a padded
 second search and the fallback check); real photos (``--data``) give the figures to quote.
@@ -84,15 +86,15 @@ def make_huge_folder(root: Path, n: int, rng) -> list[str]:
     return sizes
 
 
-def timed(cmd: list[str], repeat: int = 1) -> tuple[float, float]:
+def timed(cmd: list[str], repeat: int = 1, env: dict | None = None) -> tuple[float, float]:
     """Run ``cmd`` ``repeat`` times; return the median wall seconds and the largest peak RSS in MiB."""
-    runs = [_timed_once(cmd) for _ in range(repeat)]
+    runs = [_timed_once(cmd, env) for _ in range(repeat)]
     return float(np.median([w for w, _ in runs])), max(r for _, r in runs)
 
 
-def _timed_once(cmd: list[str]) -> tuple[float, float]:
+def _timed_once(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -145,6 +147,9 @@ def main() -> None:
                     help="runs per command; the median time is reported (default 3: shared machines are noisy)")
     ap.add_argument("--huge", action="store_true",
                     help="instead: peak memory of classify on --images generated photos plus two huge JPEGs")
+    ap.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                    help="also time an older facecli checkout (run as PYTHONPATH=CHECKOUT python -m facecli), "
+                         "interleaved with this one, and print both with their ratio")
     ap.add_argument("--gallery-scale", type=int, metavar="N",
                     help="instead: time a gallery of N random identities (index build, save, load, search)")
     args = ap.parse_args()
@@ -191,25 +196,40 @@ def command_speed(args) -> None:
         gm = ["--model", str(args.gender_model)] if args.gender_model else []
         im = ["--model", str(args.identity_model)] if args.identity_model else []
         n_clean = sum(1 for p in (tmp / "ids").glob("*/*.jpg"))
+        versions = {"this": None}
+        if args.baseline:
+            versions["baseline"] = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
         rows = []
         for mode in modes:
             extra = ["--detect", mode] if mode else []
             tag = f" ({mode})" if mode else ""
-            wall, rss = timed([*facecli, "classify", str(tmp / "photos"), "--out", str(tmp / "r.csv"), *gm, *extra],
-                              args.repeat)
-            rows.append((f"classify{tag}", n_cls, wall, rss))
-            wall, rss = timed([*facecli, "gallery", "build", str(tmp / "ids"), "--gallery", str(tmp / "g"), *im,
-                               *extra], args.repeat)
-            rows.append((f"gallery build{tag}", n_clean, wall, rss))
-            wall, rss = timed([*facecli, "match", str(tmp / "ids"), "--gallery", str(tmp / "g"), "--out",
-                               str(tmp / "m.csv"), *im, *extra], args.repeat)
-            rows.append((f"match{tag}", n_probe, wall, rss))
+            jobs = [
+                (f"classify{tag}", n_cls, [*facecli, "classify", str(tmp / "photos"), "--out", str(tmp / "r.csv"),
+                                           *gm, *extra]),
+                (f"gallery build{tag}", n_clean, [*facecli, "gallery", "build", str(tmp / "ids"), "--gallery",
+                                                  str(tmp / "g{v}"), *im, *extra]),
+                (f"match{tag}", n_probe, [*facecli, "match", str(tmp / "ids"), "--gallery", str(tmp / "g{v}"),
+                                          "--out", str(tmp / "m.csv"), *im, *extra]),
+            ]
+            for name, n, cmd in jobs:
+                got = {}
+                for _ in range(args.repeat):  # interleaved, so both versions see the same machine
+                    for v, env in versions.items():
+                        got.setdefault(v, []).append(timed([c.replace("{v}", v) for c in cmd], 1, env))
+                rows.append((name, n, {v: (float(np.median([w for w, _ in r])), max(m for _, m in r))
+                                       for v, r in got.items()}))
     src = f"FACECOM images from {args.data}" if args.data else "generated 250x250 JPEGs"
     print(f"# facecli benchmark: {src}; {os.cpu_count()} CPU cores; whole commands (start-up included), "
-          f"median of {args.repeat} runs")
-    print(f"{'command':<21} {'images':>7} {'seconds':>8} {'images/s':>9} {'peak RSS MiB':>13}")
-    for name, n, wall, rss in rows:
-        print(f"{name:<21} {n:>7} {wall:>8.1f} {n / wall:>9.1f} {rss:>13.0f}")
+          f"median of {args.repeat} runs" + (f"; baseline: {args.baseline}" if args.baseline else ""))
+    head = f"{'command':<21} {'images':>7} {'seconds':>8} {'images/s':>9} {'peak RSS MiB':>13}"
+    print(head + (f" {'baseline img/s':>15} {'baseline MiB':>13} {'ratio':>6}" if args.baseline else ""))
+    for name, n, res in rows:
+        wall, rss = res["this"]
+        line = f"{name:<21} {n:>7} {wall:>8.1f} {n / wall:>9.1f} {rss:>13.0f}"
+        if "baseline" in res:
+            bw, brss = res["baseline"]
+            line += f" {n / bw:>15.1f} {brss:>13.0f} {bw / wall:>6.2f}"
+        print(line)
 
 
 if __name__ == "__main__":

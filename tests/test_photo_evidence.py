@@ -87,7 +87,7 @@ def test_match_recognises_a_glared_copy_by_photo_evidence(gallery_root, tmp_path
     assert rows.loc["sunny.png", "evidence"] in ("photo", "both")
     assert rows.loc["stranger.png", "evidence"] == "face"
     assert rows.loc["stranger.png", "identity"] == "unknown"
-    assert 0.0 <= rows["similarity"].min() and rows["similarity"].max() <= 1.0
+    assert rows["similarity"].min() >= 0.0 and rows["similarity"].max() <= 1.0
     # a threshold that lets most strangers in gets a one-line warning
     r = cli("match", probes, "-g", g, "--layout", "plain", "--out", tmp_path / "m2.csv", "--threshold", "0.05")
     assert r.code == 0 and "of strangers" in r.out + r.err

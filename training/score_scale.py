@@ -56,8 +56,8 @@ def main() -> None:
     args = ap.parse_args()
     import onnx
 
-    from facecli.recognise import embed_images
     from facecli.options import RunOptions
+    from facecli.recognise import embed_images
 
     root = resolve_identity_root(args.data / "Task_B", "train")
     items = scan_identity_folder(root)

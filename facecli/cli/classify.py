@@ -16,10 +16,15 @@ def classify_cmd(
     folder: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                            help="Folder scanned recursively for jpg, jpeg, png, bmp, webp, tif.")],
     out: Annotated[Path, typer.Option(dir_okay=False, help="CSV file to write (a file, not a folder): path, face, "
-                                                           "label, p_female, face_status, box, landmarks, error.")]
+                                                           "label, p_female, evidence, face_status, restored, box, "
+                                                           "landmarks, error.")]
     = Path("results.csv"),
     model: common.ModelOpt = None,
     threshold: common.ThresholdOpt = None,
+    frame: Annotated[bool, typer.Option("--frame/--no-frame", help="Where sun glare washed a face out (face_status "
+                                                                   "fallback), fuse in the whole frame's gender "
+                                                                   "evidence (hair, outline, clothes); evidence says "
+                                                                   "face+frame (default).")] = True,
     *,
     run: RunOptions,
 ) -> None:
@@ -33,7 +38,7 @@ def classify_cmd(
     thr, source = resolve_threshold(m.card, threshold)
     common.console().print(f"threshold {thr:.4f} ({source})")
     with common.progress(run, "classify") as run:
-        res = classify_images(folder, m, threshold=threshold, options=run)
+        res = classify_images(folder, m, threshold=threshold, frame=frame, options=run)
     res.save(out)
     common.print_rows(f"classify summary: {folder}", res.summary_rows())
     common.wrote(out)
