@@ -26,8 +26,10 @@ import cv2
 import numpy as np
 
 MAP_SIDE = 64  # thumbnail side in pixels
-SHORTLIST = 3  # gallery photos tested per probe (the source is among the photo matcher's 3 nearest for 99.0%
-# of sunny probes and every probe of the other kinds; 10 gain nothing)
+SHORTLIST = 3  # gallery photos tested per probe (the source is among the photo matcher's 3 nearest for every
+# probe of the kinds other than sunny on 2,737 FACECOM probes)
+SHORTLIST_FACE_GONE = 16  # ... and for a washed-out face, whose photo is all there is to go on: a person with
+# hundreds of near-identical gallery photos needs more (held-out FACECOM sunny top-1 0.975 with 3, 0.996 with 16)
 FIRE = 0.72  # copy evidence at or above this says "a degraded copy of this photo" (0.70-0.72: no false fire)
 PHOTO_SCORE_AT_FIRE = 0.99  # the similarity photo evidence gives at FIRE, rising linearly to 1 at evidence 1
 SATURATED = 250  # grey level from which a probe pixel counts as glare and is left out
@@ -172,19 +174,23 @@ class PhotoEvidence:
         if not need:
             return {}
         vectors = self.model.run(to_tensor(np.stack([c.extra.crop for c, _ in need]), self.spec))
-        found = vote(self.photos, vectors, [c.extra.thumb for c, _ in need], [c.extra.usable for c, _ in need])
+        found = vote(self.photos, vectors, [c.extra.thumb for c, _ in need], [c.extra.usable for c, _ in need],
+                     [c.face_status == "fallback" for c, _ in need])
         return {c.index: v for (c, _), v in zip(need, found, strict=True) if v is not None}
 
 
-def vote(photos: Any, vectors: np.ndarray, thumbs: list[np.ndarray], usables: list[np.ndarray]
-         ) -> list[PhotoVote | None]:
+def vote(photos: Any, vectors: np.ndarray, thumbs: list[np.ndarray], usables: list[np.ndarray],
+         face_gone: list[bool] | None = None) -> list[PhotoVote | None]:
     """Photo votes of probes (their photo matcher vectors, thumbnails and usable masks) against the gallery
-    ``photos``: the shortlisted photo whose copy evidence is highest, when it reaches :data:`FIRE`."""
+    ``photos``: the shortlisted photo (:data:`SHORTLIST`, or :data:`SHORTLIST_FACE_GONE` where ``face_gone``)
+    whose copy evidence is highest, when it reaches :data:`FIRE`."""
     if not len(vectors) or not len(photos.rows):
         return [None] * len(vectors)
-    near = photos.nearest(vectors, SHORTLIST)
+    gone = face_gone if face_gone is not None else [False] * len(vectors)
+    near = photos.nearest(vectors, SHORTLIST_FACE_GONE if any(gone) else SHORTLIST)
     out: list[PhotoVote | None] = []
-    for rows, thumb, usable in zip(near, thumbs, usables, strict=True):
+    for rows, thumb, usable, wide in zip(near, thumbs, usables, gone, strict=True):
+        rows = rows if wide else rows[:SHORTLIST]
         ev = copy_evidence(thumb, usable, photos.thumbnails[rows])
         j = int(np.argmax(ev))
         out.append(PhotoVote(int(rows[j]), photos.rows[int(rows[j])], float(ev[j])) if ev[j] >= FIRE else None)

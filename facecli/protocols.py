@@ -291,7 +291,8 @@ def run_protocol(
         best = scale(cos[:, 0]) if scale is not None else cos[:, 0]
         need = [k for k in range(len(probes)) if needs_photo(float(best[k]), status[k])]
         idx = [probes[k] for k in need]
-        found = vote(photos, photo.vectors[idx], list(photo.probe_thumbs[idx]), list(photo.usable[idx]))
+        found = vote(photos, photo.vectors[idx], list(photo.probe_thumbs[idx]), list(photo.usable[idx]),
+                     [status[k] == "fallback" for k in need])
         votes = [None] * len(probes)
         for k, v in zip(need, found, strict=True):
             votes[k] = v
