@@ -120,3 +120,21 @@ def test_adding_to_a_photo_gallery_keeps_photo_evidence_for_new_people(gallery_r
     loaded = facecli.load_gallery(g)
     assert loaded.photos is not None and loaded.photos.rows.count("cat2") == 1
     assert len(loaded.photos.rows) == len(loaded.photos.vectors) == len(loaded.photos.thumbnails) == len(PHOTOS) + 1
+
+
+def test_gender_of_a_washed_out_face_fuses_the_frame_and_says_so(tmp_path, cli):
+    astronaut = bgr("astronaut")
+    sunny = astronaut.copy()
+    cv2.circle(sunny, (128, 100), 60, (255, 255, 255), -1)
+    folder = tmp_path / "photos"
+    write(folder / "sunny.png", cv2.GaussianBlur(sunny, (0, 0), 2))
+    write(folder / "clear.png", astronaut)
+    r = cli("classify", folder, "--out", tmp_path / "g.csv")
+    assert r.code == 0, r.err
+    rows = pd.read_csv(tmp_path / "g.csv", keep_default_na=False).set_index("path")
+    assert rows.loc["sunny.png", "face_status"] == "fallback" and rows.loc["sunny.png", "evidence"] == "face+frame"
+    assert rows.loc["clear.png", "evidence"] == "face"
+    face_only = facecli.classify_images(folder, frame=False).table.set_index("path")
+    assert face_only.loc["sunny.png", "evidence"] == "face"
+    assert face_only.loc["sunny.png", "p_female"] != pytest.approx(rows.loc["sunny.png", "p_female"])
+    assert face_only.loc["clear.png", "p_female"] == pytest.approx(rows.loc["clear.png", "p_female"])
