@@ -39,8 +39,9 @@ WINDOW = 9  # local correlation window (thumbnail pixels)
 MIN_WINDOW_SHARE = 0.6  # a window counts when this share of it is usable
 MIN_CANDIDATE_VARIANCE = 4.0  # ... and the candidate has texture there (grey levels squared)
 MIN_WINDOWS = 30  # fewer usable windows: no evidence
-MIN_USABLE_SHARE = 0.10  # nor when the glare left less than this share of the thumbnail: on held-out sunny
-# probes below it the source fired for 1 of 11 and a stranger's photo once (0.91); above it, never a stranger
+MIN_USABLE_SHARE = 0.10  # nor when the glare left less than this share of the thumbnail: too few pixels to tell
+# photos apart. On 521 held-out sunny probes against 1,405 strangers' photos, below it a stranger's photo reached
+# 0.913 (the source 0.80-0.99, 11 probes); above it no stranger's photo passed 0.54
 
 
 def thumbnail(bgr: np.ndarray) -> np.ndarray:
@@ -100,10 +101,10 @@ def copy_evidence(probe: np.ndarray, usable: np.ndarray, candidates: np.ndarray)
     k = len(candidates)
     if not k or usable.sum() < MIN_WINDOWS or usable.mean() < MIN_USABLE_SHARE:
         return np.zeros(k, np.float32)
+    if k == 1:  # OpenCV drops a single channel: test the one candidate twice
+        return copy_evidence(probe, usable, np.concatenate([candidates, candidates]))[:1]
     pg = probe.astype(np.float32)
     cg = np.ascontiguousarray(np.asarray(candidates, np.float32).transpose(1, 2, 0))  # (H, W, K)
-    if k == 1:
-        cg = cg[..., 0]
     px, py, pd = _bands(pg)
     cx, cy, cd = (c.reshape(MAP_SIDE, MAP_SIDE, k) for c in _bands(cg))
     grad = 0.5 * (_local_correlation(px, cx, usable) + _local_correlation(py, cy, usable))

@@ -138,3 +138,18 @@ def test_gender_of_a_washed_out_face_fuses_the_frame_and_says_so(tmp_path, cli):
     assert face_only.loc["sunny.png", "evidence"] == "face"
     assert face_only.loc["sunny.png", "p_female"] != pytest.approx(rows.loc["sunny.png", "p_female"])
     assert face_only.loc["clear.png", "p_female"] == pytest.approx(rows.loc["clear.png", "p_female"])
+
+
+def test_copy_evidence_of_a_single_candidate_equals_its_value_among_others():
+    thumb, usable = probe_thumbnail(glare(bgr("astronaut")))
+    cands = np.stack([thumbnail(bgr(n)) for n in PHOTOS])
+    assert copy_evidence(thumb, usable, cands[:1]).shape == (1,)
+    assert copy_evidence(thumb, usable, cands[:1])[0] == pytest.approx(copy_evidence(thumb, usable, cands)[0], abs=1e-4)
+
+
+def test_no_photo_evidence_when_the_glare_leaves_almost_nothing():
+    img = bgr("astronaut")
+    washed = img.copy()
+    washed[8:-8, 8:-8] = 255
+    thumb, usable = probe_thumbnail(washed)
+    assert copy_evidence(thumb, usable, np.stack([thumbnail(img), thumbnail(bgr("coffee"))])).max() == 0.0
