@@ -33,13 +33,23 @@ def all_failed(table: pd.DataFrame) -> bool:
 
 
 def classify_rows(df: pd.DataFrame, n_images: int, labels: tuple[str, ...] = ("male", "female")) -> Rows:
-    """Images, faces, counts per label, face status counts, and files that failed."""
+    """Images, faces, counts per label, face status counts, frame evidence and restorations, and files that
+    failed."""
     ok = df[df["error"] == ""]
     rows: Rows = [("images", n_images), ("rows (faces)", len(ok))]
     rows += [(f"label {lab}", int((ok["label"] == lab).sum())) for lab in labels]
     rows += face_status_rows(ok)
+    rows += restored_rows(ok)
+    if "evidence" in ok and (ok["evidence"] == "face+frame").any():
+        rows.append(("washed-out faces with frame evidence fused", int((ok["evidence"] == "face+frame").sum())))
     rows.append(("files that failed", failed_inputs(df)))
     return rows
+
+
+def restored_rows(ok: pd.DataFrame) -> Rows:
+    """How many rows' images were denoised or derained."""
+    counts = ok["restored"].value_counts() if "restored" in ok else pd.Series(dtype=int)
+    return [(f"restored: {k}", int(n)) for k, n in counts.items() if k not in ("none", "off", "")]
 
 
 def match_rows(table: pd.DataFrame, threshold: float, threshold_source: str, gallery_evidence: str = "face") -> Rows:
@@ -48,11 +58,10 @@ def match_rows(table: pd.DataFrame, threshold: float, threshold_source: str, gal
     ok = table[table["error"] == ""]
     accepted = ok["accepted"].astype(bool) if "accepted" in ok else pd.Series([], dtype=bool)
     decided = ok.loc[accepted, "evidence"].value_counts() if "evidence" in ok else pd.Series(dtype=int)
-    restored = ok["restored"].value_counts() if "restored" in ok else pd.Series(dtype=int)
     return [("probes", len(table)), ("accepted", int(accepted.sum())), ("unknown", int((~accepted).sum())),
             *[(f"accepted on {k} evidence", int(decided.get(k, 0))) for k in ("face", "photo", "both")
               if decided.get(k, 0)],
-            *face_status_rows(ok), *[(f"restored: {k}", int(n)) for k, n in restored.items() if k not in ("none", "")],
+            *face_status_rows(ok), *restored_rows(ok),
             ("files that failed", failed_inputs(table)), ("gallery evidence", gallery_evidence),
             ("threshold", threshold), ("threshold from", threshold_source)]
 
