@@ -1,26 +1,21 @@
-"""Galleries: identity templates in a FAISS inner-product index plus JSON metadata.
+"""Galleries: identity vectors in a FAISS inner-product index, photo evidence, and JSON metadata.
 
-A gallery is a folder holding ``index.faiss`` (what is searched), ``templates.npy`` (the same vectors,
-so identities can be added or replaced without re-embedding the rest) and ``gallery.json``. A gallery with
-photo evidence (:mod:`facecli.photo`) also holds, per photo, the photo matcher's vector
-(``photo_vectors.npy``) and a 64 x 64 grey thumbnail (``thumbnails.npy``); galleries built before photo
-evidence existed have neither and match on face evidence alone.
-
-Concurrency: the folder holds a lock file (``.lock``). Readers (:meth:`Gallery.load`) hold it shared while
-they read; writers hold it exclusively and replace each file atomically (temporary file, then rename), so
-a reader never sees a half-written gallery and the folder never disappears. Changes to an existing gallery
-go through :meth:`Gallery.update`, which re-reads the gallery, applies the change and saves it under one
-exclusive lock: two ``gallery add`` runs at once both land, whichever finishes first (the slow embedding
-happens outside the lock). Locks are POSIX ``flock`` locks, released by the kernel if a process dies.
+A gallery holds, per identity, one vector per photo (or one template), searched through a FAISS index,
+and, with photo evidence (:mod:`facecli.photo`), each photo's photo-matcher vector and 64 x 64 thumbnail;
+galleries built before photo evidence existed match on face evidence alone. On disk a gallery is one unit
+(:mod:`facecli.gallery_store`): ``gallery.json`` names its data files with their checksums and is switched
+in one rename, so a reader, a kill or a full disk sees the old gallery or the new one, never a mix. Readers
+take no lock; changes go through :meth:`Gallery.update`, which re-reads the gallery, applies the change
+and saves it under the writer lock: two ``gallery add`` runs at once both land (the slow embedding
+happens outside the lock).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +24,17 @@ import numpy as np
 
 from facecli.card import BUILT_IN_THRESHOLD as DEFAULT_THRESHOLD
 from facecli.errors import FacecliError
+from facecli.gallery_store import (
+    GALLERY_FORMAT,
+    LOCK_TIMEOUT,
+    check_meta,
+    load_array,
+    npy_bytes,
+    read_version,
+    write_version,
+    writer_lock,
+)
 
-GALLERY_FORMAT = 1
-INDEX_FILE, TEMPLATES_FILE, META_FILE = "index.faiss", "templates.npy", "gallery.json"
-PHOTO_VECTORS_FILE, THUMBNAILS_FILE = "photo_vectors.npy", "thumbnails.npy"
-LOCK_FILE = ".lock"
 APPROX_ABOVE = 200_000  # rows beyond which an approximate (HNSW) index is used; exact search is fast below
 
 
@@ -211,48 +212,46 @@ class Gallery:
         starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
         return names, np.maximum.reduceat(s[:, order], starts, axis=1)
 
-    # ---- persistence
-    def save(self, folder: str | os.PathLike[str]) -> None:
-        """Write the gallery into ``folder`` (created with the usual permissions), under the exclusive lock.
-
-        Each file is replaced atomically; readers wait for the whole set. To change a gallery that others
-        may be changing too, use :meth:`update` instead (it re-reads under the same lock).
-        """
+    # ---- persistence (facecli.gallery_store: one atomic unit, checked at load, writers locked)
+    def save(self, folder: str | os.PathLike[str], lock_timeout: float = LOCK_TIMEOUT) -> None:
+        """Write the gallery into ``folder`` (created with the usual permissions) as one new version, under the
+        writer lock: a reader, a kill or a full disk sees the old gallery or this one, never a mix. To change a
+        gallery that others may be changing too, use :meth:`update` (it re-reads under the same lock)."""
         folder = Path(folder)
-        _make_dir(folder)
-        with gallery_lock(folder, exclusive=True):
-            self._write(folder)
+        created = _make_dir(folder)
+        try:
+            with writer_lock(folder, lock_timeout):
+                self._write(folder)
+        except FacecliError:
+            if created:  # a new gallery that could not be written leaves nothing behind
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def _write(self, folder: Path) -> None:
         import faiss
 
-        from facecli.atomic import write_text, write_with
-
         meta = {**self.meta, "rows": self.rows, "identities": len(self.identities), "dim": self.dim,
                 "index": "hnsw" if len(self.rows) > APPROX_ABOVE else "flat_inner_product"}
         meta.pop("photo", None)
-        # metadata last: a reader that checks row counts against it never pairs new metadata with old vectors
-        write_with(folder / INDEX_FILE, lambda tmp: faiss.write_index(self.index(), str(tmp)))
-        write_with(folder / TEMPLATES_FILE, lambda tmp: _save_npy(tmp, self.vectors))
+        meta.pop("files", None)
+        data = {"index": faiss.serialize_index(self.index()).tobytes(), "templates": npy_bytes(self.vectors)}
         if self.photos is not None:
-            ph = self.photos
-            write_with(folder / PHOTO_VECTORS_FILE, lambda tmp: _save_npy(tmp, ph.vectors.astype(np.float32)))
-            write_with(folder / THUMBNAILS_FILE, lambda tmp: _save_npy(tmp, ph.thumbnails.astype(np.uint8)))
-            meta["photo"] = {"model": ph.model, "rows": ph.rows}
-        write_text(folder / META_FILE, json.dumps(meta, indent=1))
+            data["photo_vectors"] = npy_bytes(self.photos.vectors.astype(np.float32))
+            data["thumbnails"] = npy_bytes(self.photos.thumbnails.astype(np.uint8))
+            meta["photo"] = {"model": self.photos.model, "rows": self.photos.rows}
+        check_meta(folder, meta)
+        write_version(folder, data, meta)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> Gallery:
-        """Read a gallery folder (under the shared lock); FacecliError when it is missing or corrupt."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FacecliError(f"gallery not found: {folder} (build one with 'facecli gallery build')")
-        with gallery_lock(folder, exclusive=False):
-            return cls._read(folder)
+        """Read a gallery folder without waiting for writers (the last version written); FacecliError when it is
+        missing, not a gallery, or corrupt (every field, size, checksum and shape is checked first)."""
+        return cls._read(Path(folder))
 
     @classmethod
-    def update(cls, folder: str | os.PathLike[str], change: Callable[[Gallery], Any]) -> tuple[Gallery, Any]:
-        """Re-read the gallery, apply ``change(gallery)`` and save it, all under the exclusive lock.
+    def update(cls, folder: str | os.PathLike[str], change: Callable[[Gallery], Any],
+               lock_timeout: float = LOCK_TIMEOUT) -> tuple[Gallery, Any]:
+        """Re-read the gallery, apply ``change(gallery)`` and save it, all under the writer lock.
 
         Returns (the saved gallery, what ``change`` returned). Concurrent updates are serialised, so
         none is lost.
@@ -260,7 +259,7 @@ class Gallery:
         folder = Path(folder)
         if not folder.is_dir():
             raise FacecliError(f"gallery not found: {folder} (build one with 'facecli gallery build')")
-        with gallery_lock(folder, exclusive=True):
+        with writer_lock(folder, lock_timeout):
             g = cls._read(folder)
             result = change(g)
             g._write(folder)
@@ -270,18 +269,28 @@ class Gallery:
     def _read(cls, folder: Path) -> Gallery:
         import faiss
 
-        try:
-            meta = json.loads((folder / META_FILE).read_text())
-            vectors = np.load(folder / TEMPLATES_FILE, allow_pickle=False)
-            index = faiss.read_index(str(folder / INDEX_FILE))
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise FacecliError(f"gallery {folder} is missing or corrupt ({type(exc).__name__})") from None
-        if not isinstance(meta, dict) or meta.get("format") != GALLERY_FORMAT:
-            raise FacecliError(f"{folder} is not a facecli gallery")
-        rows = meta.pop("rows", None)
-        if rows is None or len(rows) != len(vectors) or index.ntotal != len(vectors) or index.d != vectors.shape[1]:
-            raise FacecliError(f"gallery {folder} is corrupt (index, templates and metadata disagree)")
-        return cls(rows, vectors.astype(np.float32), meta, index, photos=_read_photos(folder, meta.pop("photo", None)))
+        meta, data = read_version(folder)
+        rows = meta.pop("rows")
+        meta.pop("files", None)
+        dim = meta.get("dim")
+        vectors = load_array(folder, "templates", data["templates"], (len(rows), dim), "float32")
+        index = None
+        if data.get("index") is not None:
+            try:
+                index = faiss.deserialize_index(np.frombuffer(data["index"], np.uint8))
+            except RuntimeError:
+                raise FacecliError(f"gallery {folder} is corrupt (its index cannot be read)") from None
+            if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
+                raise FacecliError(f"gallery {folder} is corrupt (index, templates and metadata disagree)")
+        photo = meta.pop("photo", None)
+        photos = None
+        if photo is not None:
+            n = len(photo["rows"])
+            photos = PhotoSet(list(photo["rows"]),
+                              load_array(folder, "photo vectors", data["photo_vectors"], (n, None), "float32"),
+                              load_array(folder, "thumbnails", data["thumbnails"], (n, 64, 64), "uint8"),
+                              dict(photo["model"]))
+        return cls(rows, vectors, meta, index, photos=photos)
 
     def check_model(self, sha256: str, path: str | os.PathLike[str], same_weights: Sequence[str] = ()) -> None:
         """Refuse probes embedded by another model than the one that built the gallery (a model whose card
@@ -294,58 +303,17 @@ class Gallery:
             )
 
 
-def _read_photos(folder: Path, photo: Any) -> PhotoSet | None:
-    """The photo evidence files of a gallery whose metadata lists them (None for a face-only gallery)."""
-    if photo is None:
-        return None
-    try:
-        vectors = np.load(folder / PHOTO_VECTORS_FILE, allow_pickle=False)
-        thumbs = np.load(folder / THUMBNAILS_FILE, allow_pickle=False)
-        rows, model = list(photo["rows"]), dict(photo["model"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FacecliError(f"gallery {folder}: photo evidence missing or corrupt ({type(exc).__name__})") from None
-    if not (len(rows) == len(vectors) == len(thumbs)) or vectors.ndim != 2 or thumbs.shape[1:] != (64, 64):
-        raise FacecliError(f"gallery {folder}: photo evidence is corrupt (vectors, thumbnails and rows disagree)")
-    return PhotoSet(rows, vectors.astype(np.float32), thumbs.astype(np.uint8), model)
-
-
-@contextlib.contextmanager
-def gallery_lock(folder: Path, exclusive: bool) -> Iterator[None]:
-    """Hold the gallery's lock file: shared for readers, exclusive for writers.
-
-    Where the lock file cannot be created (a read-only gallery) or flock is unavailable, reading goes
-    ahead unlocked: nobody can be writing there.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    path = folder / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        if exclusive:
-            raise FacecliError(f"cannot lock gallery {folder} for writing (is it read-only?)") from None
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as fh:  # a file object: np.save would add ".npy" to a path
-        np.save(fh, arr, allow_pickle=False)
-
-
-def _make_dir(folder: Path) -> None:
-    """Create ``folder`` (and parents) with the usual permissions (0777 less the umask)."""
+def _make_dir(folder: Path) -> bool:
+    """Create ``folder`` (and parents) with the usual permissions (0777 less the umask); True when it is new."""
     if folder.exists() and not folder.is_dir():
         raise FacecliError(f"gallery path {folder} exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.is_dir():
+        return False
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise FacecliError(f"cannot create gallery folder {folder} ({exc.strerror})") from None
+    return True
 
 
 def _make_index(vectors: np.ndarray):
