@@ -35,6 +35,7 @@ import numpy as np
 from facecli.card import check_task, resolve_threshold
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
+from facecli.gallery_store import LOCK_TIMEOUT
 from facecli.options import Device, Layout, Objective, Probes, RunOptions, Split, Task, choices
 from facecli.pipeline import ImageInput, load_input
 from facecli.runtime import OnnxModel
@@ -153,6 +154,9 @@ def _inputs(images: Images) -> tuple[list[ImageInput], Path | None]:
 
     if isinstance(images, np.ndarray):
         return [images], None
+    if isinstance(images, bytes | bytearray | memoryview):
+        raise FacecliError("images must be a folder, a file, a numpy array or a list of them, not raw "
+                           f"{type(images).__name__} (decode them first, e.g. with facecli.load_image on a file)")
     if isinstance(images, str | os.PathLike):
         p = Path(images)
         if p.is_dir():
@@ -247,14 +251,30 @@ def embed_images(images: Images, model: ModelArg = None, *, options: RunOptions 
     return _embed(m, items, opts)
 
 
+def check_lock_timeout(seconds: float) -> float:
+    """``seconds`` when it is a usable lock timeout (0 to a day); FacecliError otherwise."""
+    check_float("lock_timeout", seconds, 0.0, 86400.0)
+    return float(seconds)
+
+
+def _gallery(gallery: Any) -> Gallery:
+    """A Gallery as given, or read from a folder path; FacecliError for anything else."""
+    if isinstance(gallery, Gallery):
+        return gallery
+    if isinstance(gallery, str | os.PathLike):
+        return Gallery.load(gallery)
+    raise FacecliError(f"gallery must be a Gallery or a gallery folder, not {type(gallery).__name__}")
+
+
 def load_gallery(path: str | os.PathLike) -> Gallery:
-    """Read a gallery folder written by :func:`build_gallery` (under its shared lock)."""
+    """Read a gallery folder written by :func:`build_gallery`. Never waits for a writer: it reads the last
+    version written, checked in full (FacecliError when missing, not a gallery, or corrupt)."""
     return Gallery.load(path)
 
 
 def build_gallery(root: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
                   per_image: bool = True, include_distorted: bool = False, photo: bool = True,
-                  options: RunOptions | None = None, **run: Any) -> GalleryBuild:
+                  lock_timeout: float = LOCK_TIMEOUT, options: RunOptions | None = None, **run: Any) -> GalleryBuild:
     """A gallery of the identities in ``root`` (``ROOT/<identity>/*.jpg``, clean photos), saved to ``out``
     when given. Returns the gallery with the report of images embedded, failures and skipped identities.
 
@@ -262,31 +282,35 @@ def build_gallery(root: str | os.PathLike, model: ModelArg = None, *, out: str |
     keeps one template (mean embedding) per identity. ``include_distorted`` also embeds ``distortion/``.
     ``photo`` (default) also keeps photo evidence of every photo (the shipped photo matcher's vector and a
     64 x 64 thumbnail, about 6 KB a photo), so that degraded copies of gallery photos are recognised even
-    where the face is gone (:mod:`facecli.photo`).
+    where the face is gone (:mod:`facecli.photo`). ``lock_timeout``: seconds to wait for another writer of
+    ``out`` before giving up (FacecliError).
     """
     from facecli.recognise import build_gallery as _build
 
     opts = RunOptions.of(options, **run)
+    check_lock_timeout(lock_timeout)
     m = _model(model, "identity", opts)
     pm = photo_model_for(None, options=opts) if photo else None
     built = _build(m, Path(root), opts, include_distorted=include_distorted, per_image=per_image, photo_model=pm)
     if out is not None:
-        built.save(out)
+        built.save(out, lock_timeout)
     return built
 
 
 def add_to_gallery(gallery: str | os.PathLike, root: str | os.PathLike, model: ModelArg = None, *,
-                   include_distorted: bool = False, options: RunOptions | None = None, **run: Any) -> GalleryBuild:
+                   include_distorted: bool = False, lock_timeout: float = LOCK_TIMEOUT,
+                   options: RunOptions | None = None, **run: Any) -> GalleryBuild:
     """Add (or replace) the identities under ``root`` in the gallery folder ``gallery``, without
     re-embedding the others. Safe to run several at once. Returns the saved gallery with the identities
-    ``added`` and ``replaced``. ``model`` None uses the model that built the gallery."""
+    ``added`` and ``replaced``. ``model`` None uses the model that built the gallery. Another writer of the
+    gallery is waited for at most ``lock_timeout`` seconds (then FacecliError); readers never wait."""
     from facecli.recognise import add_to_gallery as _add
 
     opts = RunOptions.of(options, **run)
     g = Gallery.load(gallery)
     m = model_for_gallery(g, model, options=opts)
     return _add(m, Path(gallery), Path(root), opts, include_distorted=include_distorted,
-                photo_model=photo_model_for(g, options=opts))
+                photo_model=photo_model_for(g, options=opts), lock_timeout=check_lock_timeout(lock_timeout))
 
 
 def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: ModelArg = None, *,
@@ -307,7 +331,7 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
     check_int("top_k", top_k, 1, 1000)
     check_choice("which", which, choices(Probes))
     check_choice("layout", layout, choices(Layout))
-    g = gallery if isinstance(gallery, Gallery) else Gallery.load(gallery)
+    g = _gallery(gallery)
     m = model_for_gallery(g, model, options=opts)
     pm = photo_model_for(g, options=opts)
     thr, source = resolve_threshold(m.card, threshold, *g.threshold_on(m.card.score_scale))
@@ -323,7 +347,8 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
 
 def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, model: ModelArg = None, *,
                         objective: str = "f1", far: float = 1e-3, which: str = "distorted",
-                        options: RunOptions | None = None, **run: Any) -> dict[str, Any]:
+                        lock_timeout: float = LOCK_TIMEOUT, options: RunOptions | None = None,
+                        **run: Any) -> dict[str, Any]:
     """Choose the match threshold on labelled probes of identities in the gallery and store it there.
 
     ``objective`` "f1" maximises verification F1; "far" takes the lowest threshold whose false accept
@@ -342,7 +367,7 @@ def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, mod
     scale = m.card.score_scale
     Gallery.update(gallery, lambda current: current.meta.update(
         threshold=res["threshold"], threshold_source=res["source"],
-        score_scale=None if scale is None else scale.to_dict()))
+        score_scale=None if scale is None else scale.to_dict()), check_lock_timeout(lock_timeout))
     return res
 
 

@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +19,35 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is renamed onto ``target``.
 
     On any exception the temporary file is removed and ``target`` is left untouched.
+    A write that fails (disk full, read-only folder, file-size limit, no permission) raises one-line
+    FacecliError naming ``target``; ``target`` is left untouched and no temporary file remains.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         yield tmp
         with open(tmp, "rb+") as fh:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        raise _write_error(target, exc) from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+def _write_error(target: Path, exc: OSError):
+    from facecli.errors import FacecliError
+
+    return FacecliError(f"cannot write {target}: {exc.strerror or exc}; it is unchanged")
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
@@ -96,13 +107,39 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def check_output_file(out: str | os.PathLike[str], option: str = "--out") -> None:
-    """Refuse, before any work starts, an output that cannot be written as a file (an existing folder, or
-    a parent that is a file)."""
+def check_output_file(out: str | os.PathLike[str], option: str = "--out",
+                      inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Refuse, before any work starts, an output that cannot or must not be written: an existing folder, a
+    parent that is a file, an image file name (it would replace a photo with text), one of ``inputs``, or a
+    folder where no file can be created (read-only, no permission)."""
     from facecli.errors import FacecliError
+    from facecli.scan import is_image
 
     out = Path(out)
     if out.is_dir():
         raise FacecliError(f"{option} {out} is a folder; give a file name (e.g. {out / 'results.csv'})")
     if out.parent.exists() and not out.parent.is_dir():
         raise FacecliError(f"{option} {out}: {out.parent} is not a folder")
+    if is_image(out):
+        raise FacecliError(f"{option} {out} is an image file name; results are written as a table "
+                           f"(e.g. {out.with_suffix('.csv').name})")
+    for given in inputs:
+        with contextlib.suppress(OSError):
+            if out.exists() and os.path.samefile(out, given):
+                raise FacecliError(f"{option} {out} is one of the inputs; write the results elsewhere")
+    check_writable(out.parent, f"{option} {out}")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """FacecliError when no file can be created in ``folder`` (or, when it does not exist yet, in the nearest
+    folder above it that does)."""
+    from facecli.errors import FacecliError
+
+    at = folder
+    while not at.exists() and at != at.parent:
+        at = at.parent
+    try:
+        with tempfile.TemporaryFile(dir=at):
+            pass
+    except OSError as exc:
+        raise FacecliError(f"{what}: cannot write in {at} ({exc.strerror or exc})") from None

@@ -37,13 +37,16 @@ class ClassifyRun:
 
         return classify_rows(self.table, self.images, self.labels)
 
-    def save(self, out: str | os.PathLike) -> Path:
-        """Write the table as CSV to ``out``, atomically (checked first: never over a folder)."""
-        from facecli.atomic import check_output_file, write_with
+    def save(self, out: str | os.PathLike, raw: bool = False) -> Path:
+        """Write the table as CSV to ``out``, atomically (checked first: never over a folder or an image).
+        Text cells that would start a spreadsheet formula get a leading ``'`` unless ``raw``
+        (:mod:`facecli.outputs`)."""
+        from facecli.atomic import check_output_file
+        from facecli.outputs import write_csv
 
         out = Path(out)
         check_output_file(out)
-        write_with(out, lambda tmp: self.table.to_csv(tmp, index=False))
+        write_csv(out, self.table, raw=raw)
         return out
 
 

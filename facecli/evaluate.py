@@ -35,15 +35,17 @@ class GenderEval:
 
         return gender_rows(self.metrics) if self.metrics else []
 
-    def save(self, out_dir: str | os.PathLike) -> Path:
+    def save(self, out_dir: str | os.PathLike, raw: bool = False) -> Path:
         """Write ``predictions.csv``, ``metrics.json`` and the PNG plots into ``out_dir``. Raises AllInputsFailed
-        (after writing the predictions, whose error column says why) when no image could be read."""
-        from facecli.atomic import write_json, write_with
+        (after writing the predictions, whose error column says why) when no image could be read. Text cells
+        that would start a spreadsheet formula get a leading ``'`` unless ``raw``."""
+        from facecli.atomic import write_json
+        from facecli.outputs import write_csv
         from facecli.report import gender_plots
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_with(out_dir / "predictions.csv", lambda tmp: self.table.to_csv(tmp, index=False))
+        write_csv(out_dir / "predictions.csv", self.table, raw=raw)
         if self.metrics is None:
             raise AllInputsFailed(f"every one of the {len(self.table)} images under {self.root} failed to be read; "
                                   f"see the error column of {out_dir / 'predictions.csv'}")
@@ -109,16 +111,17 @@ class IdentityEval:
                 for label, key in (("probes", "probes"), ("top-1", "top1_accuracy"), ("macro-F1", "macro_f1"),
                                    ("TAR at FAR 1e-3", "verification_tar_at_far_1e-3"))]
 
-    def save(self, out_dir: str | os.PathLike) -> Path:
+    def save(self, out_dir: str | os.PathLike, raw: bool = False) -> Path:
         """Write, per protocol, ``<protocol>_matches.csv``, ``<protocol>_metrics.json``,
-        ``<protocol>_per_distortion.csv`` and the similarity histogram and ROC PNGs into ``out_dir``."""
-        from facecli.atomic import write_with
+        ``<protocol>_per_distortion.csv`` and the similarity histogram and ROC PNGs into ``out_dir``. Text cells
+        that would start a spreadsheet formula get a leading ``'`` unless ``raw``."""
+        from facecli.outputs import write_csv
         from facecli.report import write_identity_report
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, res in self.results.items():
-            write_with(out_dir / f"{name}_matches.csv", lambda tmp, t=self.tables[name]: t.to_csv(tmp, index=False))
+            write_csv(out_dir / f"{name}_matches.csv", self.tables[name], raw=raw)
             write_identity_report(res, out_dir, f"{name}_", extra=self.extra)
         return out_dir
 

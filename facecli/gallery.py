@@ -217,7 +217,7 @@ class Gallery:
         """Write the gallery into ``folder`` (created with the usual permissions) as one new version, under the
         writer lock: a reader, a kill or a full disk sees the old gallery or this one, never a mix. To change a
         gallery that others may be changing too, use :meth:`update` (it re-reads under the same lock)."""
-        folder = Path(folder)
+        folder = _folder(folder)
         created = _make_dir(folder)
         try:
             with writer_lock(folder, lock_timeout):
@@ -246,7 +246,7 @@ class Gallery:
     def load(cls, folder: str | os.PathLike[str]) -> Gallery:
         """Read a gallery folder without waiting for writers (the last version written); FacecliError when it is
         missing, not a gallery, or corrupt (every field, size, checksum and shape is checked first)."""
-        return cls._read(Path(folder))
+        return cls._read(_folder(folder))
 
     @classmethod
     def update(cls, folder: str | os.PathLike[str], change: Callable[[Gallery], Any],
@@ -256,7 +256,7 @@ class Gallery:
         Returns (the saved gallery, what ``change`` returned). Concurrent updates are serialised, so
         none is lost.
         """
-        folder = Path(folder)
+        folder = _folder(folder)
         if not folder.is_dir():
             raise FacecliError(f"gallery not found: {folder} (build one with 'facecli gallery build')")
         with writer_lock(folder, lock_timeout):
@@ -301,6 +301,12 @@ class Gallery:
                 f"gallery was built with another model ({self.meta.get('model', {}).get('path')}, "
                 f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...); rebuild the gallery"
             )
+
+
+def _folder(folder: Any) -> Path:
+    if not isinstance(folder, str | os.PathLike):
+        raise FacecliError(f"a gallery is a folder path, not {type(folder).__name__}")
+    return Path(folder)
 
 
 def _make_dir(folder: Path) -> bool:

@@ -153,8 +153,8 @@ def write_version(folder: Path, data: dict[str, bytes], meta: dict[str, Any]) ->
     try:
         for key, blob in data.items():
             name = f"{key}-{version}{DATA_FILES[key]}"
+            written.append(folder / name)  # before the write: a failed write removes its partial file too
             durable_write(folder / name, blob)
-            written.append(folder / name)
             files[key] = {"name": name, "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
         fsync_dir(folder)
         text = json.dumps({**meta, "files": files}, indent=1, allow_nan=False)

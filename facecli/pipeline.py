@@ -21,6 +21,7 @@ from facecli.face.preprocess import Preprocessing, crop_face, to_tensor
 from facecli.options import RunOptions
 from facecli.restore import restore
 from facecli.runtime import OnnxModel
+from facecli.scan import Unlisted
 
 # a crop's face_status: "off" (detection not asked for), the detector's "detected" or "fallback" (placed by
 # its framing rule in a degraded image), or "not_found" (detection asked for, no face: the centred crop used)
@@ -59,6 +60,8 @@ def load_input(item: ImageInput) -> np.ndarray:
     """
     if isinstance(item, np.ndarray):
         return rgb_array_to_bgr(item)
+    if isinstance(item, Unlisted):
+        raise DecodeError(item.error)
     if isinstance(item, str | os.PathLike):
         return read_image(item)
     raise DecodeError(f"not an image path or numpy array: {type(item).__name__}")

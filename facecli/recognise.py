@@ -17,6 +17,7 @@ import pandas as pd
 
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery, PhotoSet, build_templates
+from facecli.gallery_store import LOCK_TIMEOUT
 from facecli.options import RunOptions
 from facecli.photo import PhotoEvidence, thumbnail
 from facecli.pipeline import Crop, Extra, ImageInput, run_model
@@ -89,9 +90,10 @@ class GalleryBuild:
             rows[:1] = [("identities added", self.added), ("identities replaced", self.replaced)]
         return rows
 
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write the gallery folder (index, templates, metadata; atomically, under the gallery's lock)."""
-        self.gallery.save(folder)
+    def save(self, folder: str | os.PathLike, lock_timeout: float = LOCK_TIMEOUT) -> Path:
+        """Write the gallery folder as one new version (atomically, under the writer lock, waiting at most
+        ``lock_timeout`` seconds for another writer)."""
+        self.gallery.save(folder, lock_timeout)
         return Path(folder)
 
 
@@ -180,7 +182,8 @@ def build_gallery(model: OnnxModel, root: Path, run: RunOptions, *, include_dist
 
 
 def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, run: RunOptions, *,
-                   include_distorted: bool = False, photo_model: OnnxModel | None = None) -> GalleryBuild:
+                   include_distorted: bool = False, photo_model: OnnxModel | None = None,
+                   lock_timeout: float = LOCK_TIMEOUT) -> GalleryBuild:
     """Add the identities under ``root`` to the gallery in ``gallery_dir``, replacing those already in it,
     without re-embedding the others. Returns the saved gallery with the identities added and replaced.
 
@@ -202,7 +205,7 @@ def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, run: RunOpti
         g.check_model(model.sha256, model.path, model.card.embeds_like)
         return g.upsert(rows, vecs, counts, photos)
 
-    saved, (added, replaced) = Gallery.update(gallery_dir, add)
+    saved, (added, replaced) = Gallery.update(gallery_dir, add, lock_timeout)
     return GalleryBuild(saved, report, added, replaced)
 
 
@@ -260,18 +263,20 @@ class MatchRun:
         return out
 
     def save(self, out: str | os.PathLike, report: str | os.PathLike | None = None, plots: bool = False,
-             extra: dict[str, Any] | None = None) -> Path | None:
+             extra: dict[str, Any] | None = None, raw: bool = False) -> Path | None:
         """Write the CSV to ``out`` and, with ground truth, the report folder (default: ``<out stem>_report``
         next to it; metrics.json, per_distortion.csv, and with ``plots`` the histogram and ROC PNGs). A
         report folder never mixes runs: plots of an older run are removed when ``plots`` is off. Returns
-        the report folder, or None without ground truth."""
-        from facecli.atomic import check_output_file, write_with
+        the report folder, or None without ground truth. Text cells that would start a spreadsheet formula
+        get a leading ``'`` unless ``raw`` (:mod:`facecli.outputs`)."""
+        from facecli.atomic import check_output_file
+        from facecli.outputs import write_csv
         from facecli.report import write_identity_report
         from facecli.summary import open_set_note
 
         out = Path(out)
         check_output_file(out)
-        write_with(out, lambda tmp: self.table.to_csv(tmp, index=False))
+        write_csv(out, self.table, raw=raw)
         if self.result is None:
             return None
         rdir = Path(report) if report is not None else out.with_name(out.stem + "_report")

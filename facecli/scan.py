@@ -18,6 +18,35 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+@dataclass(frozen=True)
+class Unlisted:
+    """A folder a scan could not list (path too long, no permission, removed meanwhile). It stands among the
+    scanned images so that the batch gives it an error row instead of silently dropping what it holds."""
+
+    path: Path
+    error: str
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+
+def walk_files(root: Path) -> list[Path | Unlisted]:
+    """Every file below ``root`` whose name passes :func:`is_image` and is not hidden (hidden folders are
+    skipped too), sorted; a folder that cannot be listed is kept as an :class:`Unlisted`."""
+    found: list[Path | Unlisted] = []
+
+    def unlisted(exc: OSError) -> None:
+        found.append(Unlisted(Path(exc.filename or root), f"cannot list folder: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if not name.startswith(".") and is_image(p):
+                found.append(p)
+    return found
+
+
 def rel(path: Path, root: Path | None) -> str:
     """``path`` relative to ``root`` (POSIX separators), or as given when outside it."""
     if root is None:
@@ -45,19 +74,14 @@ def require_dir(folder: str | os.PathLike[str], what: str = "folder") -> Path:
     return folder
 
 
-def scan_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """All image files below ``folder`` (recursive, sorted, hidden files and folders skipped).
+def scan_images(folder: str | os.PathLike[str]) -> list[Path | Unlisted]:
+    """All image files below ``folder`` (recursive, sorted, hidden files and folders skipped); a subfolder
+    that cannot be listed is kept as an :class:`Unlisted` (an error row, not a silent gap).
 
     Raises FacecliError when the folder is missing or holds no image.
     """
     root = require_dir(folder)
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            p = Path(dirpath) / name
-            if not name.startswith(".") and is_image(p):
-                found.append(p)
+    found = walk_files(root)
     if not found:
         raise FacecliError(f"no images found in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     return found
@@ -129,7 +153,7 @@ def gender_split_folder(folder: str | os.PathLike[str], split: str | None = None
 class IdentityImage:
     """One image of an identity-layout folder."""
 
-    path: Path
+    path: Path | Unlisted
     identity: str
     distortion: str  # "" for a clean image, else one of DISTORTION_KINDS or "other"
     source_stem: str  # stem of the clean photo this image derives from
@@ -210,10 +234,9 @@ def scan_identity_folder(root: str | os.PathLike[str]) -> list[IdentityImage]:
                 items.append(IdentityImage(f, ident_dir.name, "", f.stem))
         dist = ident_dir / "distortion"
         if dist.is_dir():
-            for f in sorted(dist.rglob("*")):
-                if f.is_file() and is_image(f) and not f.name.startswith("."):
-                    stem, kind = parse_distortion(f.stem)
-                    items.append(IdentityImage(f, ident_dir.name, kind, stem))
+            for f in walk_files(dist):
+                stem, kind = ("", "other") if isinstance(f, Unlisted) else parse_distortion(f.stem)
+                items.append(IdentityImage(f, ident_dir.name, kind, stem))
     if not items:
         raise FacecliError(f"{root} holds no identity folders with images (expected ROOT/<identity>/*.jpg)")
     return items

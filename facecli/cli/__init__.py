@@ -81,6 +81,10 @@ def main() -> None:
     except FacecliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # a write the library did not expect to fail (a report folder on a full disk)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)
     except usage_errors as exc:
         msg = exc.format_message()
         if not msg:  # no arguments: the help was shown

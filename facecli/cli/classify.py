@@ -25,6 +25,7 @@ def classify_cmd(
                                                                    "fallback), fuse in the whole frame's gender "
                                                                    "evidence (hair, outline, clothes); evidence says "
                                                                    "face+frame (default).")] = True,
+    raw_csv: common.RawCsvOpt = False,
     *,
     run: RunOptions,
 ) -> None:
@@ -33,13 +34,13 @@ def classify_cmd(
     from facecli.atomic import check_output_file
     from facecli.card import resolve_threshold
 
-    check_output_file(out)
+    check_output_file(out, inputs=[folder])
     m = common.load(model, "gender", run, threshold=threshold)
     thr, source = resolve_threshold(m.card, threshold)
     common.console().print(f"threshold {thr:.4f} ({source})")
     with common.progress(run, "classify") as run:
         res = classify_images(folder, m, threshold=threshold, frame=frame, options=run)
-    res.save(out)
+    res.save(out, raw=raw_csv)
     common.print_rows(f"classify summary: {folder}", res.summary_rows())
     common.wrote(out)
     common.exit_if_all_failed(res.table, out)

@@ -53,7 +53,14 @@ ThresholdOpt = Annotated[float | None, typer.Option(
                                 "for identity. Default: the stored one (gallery's calibrated, else the model's "
                                 "validation-tuned).")]
 GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", file_okay=False,
-                                          help="Gallery folder (index.faiss, templates.npy, gallery.json).")]
+                                          help="Gallery folder (gallery.json and the data files it names).")]
+RawCsvOpt = Annotated[bool, typer.Option(
+    "--raw-csv", help="Write text cells as they are. By default a cell that would start a spreadsheet formula "
+                      "(=, +, -, @, tab, CR: a file or identity name such as =HYPERLINK(...)) gets a leading '.")]
+LockTimeoutOpt = Annotated[float, typer.Option(
+    "--lock-timeout", min=0.0, max=86400.0,
+    help="Seconds to wait for another process writing the same gallery before giving up (exit 2). Readers "
+         "(match, gallery info) never wait: they read the last version written.")]
 ProbesOpt = Annotated[Probes, typer.Option("--probes", help="Identity layout: which images are probes: distorted "
                                                             "(distortion/), clean or all.")]
 SplitOpt = Annotated[Split | None, typer.Option(help="Which split of a Task folder to use. Default: val/; a folder "

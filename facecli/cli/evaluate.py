@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli.common import ModelOpt, SplitOpt, ThresholdOpt, console, load, print_rows, progress, with_run_options, wrote
+from facecli.cli.common import (
+    ModelOpt,
+    RawCsvOpt,
+    SplitOpt,
+    ThresholdOpt,
+    console,
+    load,
+    print_rows,
+    progress,
+    with_run_options,
+    wrote,
+)
 from facecli.options import RunOptions
 
 app = typer.Typer(help="Evaluate a model on a labelled folder and write a full report.", no_args_is_help=True)
@@ -21,14 +32,14 @@ ReportDir = Annotated[Path, typer.Option(file_okay=False, help="Report folder to
 def _command(task: str, doc: str):
     @with_run_options
     def command(data: DataArg, out: ReportDir = Path(f"eval-{task}"), model: ModelOpt = None, split: SplitOpt = None,
-                threshold: ThresholdOpt = None, *, run: RunOptions) -> None:
+                threshold: ThresholdOpt = None, raw_csv: RawCsvOpt = False, *, run: RunOptions) -> None:
         from facecli import api
 
         m = load(model, task, run, threshold=threshold)
         with progress(run, "evaluate") as run:
             res = getattr(api, f"evaluate_{task}")(data, m, split=None if split is None else split.value,
                                                    threshold=threshold, options=run)
-        res.save(out)
+        res.save(out, raw=raw_csv)
         SHOW[task](res, data, m)
         wrote(out, " (report)")
 

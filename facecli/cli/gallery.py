@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli.common import GalleryOpt, ModelOpt, console, load, print_rows, progress, with_run_options
+from facecli.cli.common import GalleryOpt, LockTimeoutOpt, ModelOpt, console, load, print_rows, progress, with_run_options
+from facecli.gallery_store import LOCK_TIMEOUT
 from facecli.options import RunOptions
 
 app = typer.Typer(help="Build, extend and inspect galleries of identity photos.", no_args_is_help=True)
@@ -43,6 +44,7 @@ def gallery_build_cmd(
                                                                    "about 6 KB each), so that degraded copies of "
                                                                    "gallery photos are recognised even where the "
                                                                    "face is gone (default).")] = True,
+    lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT,
     *,
     run: RunOptions,
 ) -> None:
@@ -53,7 +55,7 @@ def gallery_build_cmd(
     with progress(run, "embed") as run:
         built = build_gallery(root, m, per_image=per_image, include_distorted=include_distorted, photo=photo,
                               options=run)
-    built.save(gallery)
+    built.save(gallery, lock_timeout)
     _report(built, gallery)
 
 
@@ -65,6 +67,7 @@ def gallery_add_cmd(
     gallery: GalleryOpt = Path("gallery"),
     model: ModelOpt = None,
     include_distorted: Distorted = False,
+    lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT,
     *,
     run: RunOptions,
 ) -> None:
@@ -74,7 +77,8 @@ def gallery_add_cmd(
 
     m = load(model, "identity", run, gallery=load_gallery(gallery))  # a bad gallery fails before the model loads
     with progress(run, "embed") as run:
-        built = add_to_gallery(gallery, root, m, include_distorted=include_distorted, options=run)
+        built = add_to_gallery(gallery, root, m, include_distorted=include_distorted,
+                               lock_timeout=lock_timeout, options=run)
     console().print(f"added {built.added} and replaced {built.replaced} identities")
     _report(built, gallery)
 

@@ -9,8 +9,10 @@ import typer
 
 from facecli.cli.common import (
     GalleryOpt,
+    LockTimeoutOpt,
     ModelOpt,
     ProbesOpt,
+    RawCsvOpt,
     ThresholdOpt,
     console,
     exit_if_all_failed,
@@ -20,6 +22,7 @@ from facecli.cli.common import (
     with_run_options,
     wrote,
 )
+from facecli.gallery_store import LOCK_TIMEOUT
 from facecli.options import Layout, Objective, Probes, RunOptions
 
 
@@ -43,6 +46,7 @@ def match_cmd(
     model: Annotated[Path | None, typer.Option("--model", "-m", exists=True, dir_okay=False,
                                                help="ONNX model file. Default: the model that built the gallery.")]
     = None,
+    raw_csv: RawCsvOpt = False,
     *,
     run: RunOptions,
 ) -> None:
@@ -52,13 +56,14 @@ def match_cmd(
     from facecli.report import print_identity_report
     from facecli.summary import open_set_note
 
-    check_output_file(out)
+    check_output_file(out, inputs=[probes_dir])
     g = load_gallery(gallery)
     m = load(model, "identity", run, gallery=g, threshold=threshold)
     with progress(run, "match") as run:
         res = match_probes(probes_dir, g, m, threshold=threshold, top_k=top_k, which=probes.value,
                            layout=layout.value, options=run)
-    rdir = res.save(out, report, plots=plots, extra={"probes_folder": str(probes_dir), "gallery": str(gallery)})
+    rdir = res.save(out, report, plots=plots, extra={"probes_folder": str(probes_dir), "gallery": str(gallery)},
+                    raw=raw_csv)
     c = console()
     for line in res.warnings:
         c.print(line)
@@ -85,6 +90,7 @@ def calibrate_cmd(
     far: Annotated[float, typer.Option(min=0.0, max=1.0, help="Target false accept rate for --objective far.")] = 1e-3,
     probes: ProbesOpt = Probes.distorted,
     model: ModelOpt = None,
+    lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT,
     *,
     run: RunOptions,
 ) -> None:
@@ -94,7 +100,7 @@ def calibrate_cmd(
     m = load(model, "identity", run, gallery=load_gallery(gallery))
     with progress(run, "calibrate") as run:
         res = calibrate_threshold(data, gallery, m, objective=objective.value, far=far, which=probes.value,
-                                  options=run)
+                                  lock_timeout=lock_timeout, options=run)
     console().print(f"threshold {res['threshold']:.4f} ({res['source']}); at it: FAR {res['far']:.2e}, "
                     f"TAR {res['tar']:.4f}, verification F1 {res['f1']:.4f} "
                     f"({res['genuine']} genuine, {res['impostor']} impostor pairs); stored in {gallery.resolve()}")

@@ -6,6 +6,7 @@ A :class:`Preprocessing` is stored with every model (run-folder JSON and ONNX me
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy as np
 from facecli.face.align import TEMPLATES, align_face
 from facecli.face.detectors import Box, detector_class, detector_names
 from facecli.restore import RESTORE_MODES
+
+MAX_SIZE = 1024  # the largest model input side accepted (pixels)
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,17 @@ class Preprocessing:
         return Preprocessing.from_dict(d)
 
     def validate(self) -> None:
-        """Raise ValueError on settings no model could use."""
-        if self.size < 16:
-            raise ValueError(f"input size {self.size} is too small")
+        """Raise ValueError on settings no model could use (a wrong type, an impossible value, or an input size
+        beyond MAX_SIZE, which would make every image ask for gigabytes)."""
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or not 16 <= self.size <= MAX_SIZE:
+            raise ValueError(f"input size must be a whole number of pixels in [16, {MAX_SIZE}], not {self.size!r}")
+        for name in ("crop", "zoom", "face_margin"):
+            v = getattr(self, name, 1.0)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, not {v!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(math.isfinite(v) for v in (*self.mean, *self.std)) \
+                or min(self.std) <= 0:
+            raise ValueError("mean and std must be three finite numbers each, std above 0")
         if self.colour not in ("RGB", "BGR"):
             raise ValueError(f"colour must be RGB or BGR, not {self.colour!r}")
         if not 0.1 <= self.crop <= 1.0:
