@@ -221,13 +221,13 @@ class Gallery:
         created = _make_dir(folder)
         try:
             with writer_lock(folder, lock_timeout):
-                self._write(folder)
+                self._write(folder, new=created)
         except FacecliError:
             if created:  # a new gallery that could not be written leaves nothing behind
                 shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    def _write(self, folder: Path) -> None:
+    def _write(self, folder: Path, new: bool = False) -> None:
         import faiss
 
         meta = {**self.meta, "rows": self.rows, "identities": len(self.identities), "dim": self.dim,
@@ -240,7 +240,7 @@ class Gallery:
             data["thumbnails"] = npy_bytes(self.photos.thumbnails.astype(np.uint8))
             meta["photo"] = {"model": self.photos.model, "rows": self.photos.rows}
         check_meta(folder, meta)
-        write_version(folder, data, meta)
+        write_version(folder, data, meta, new=new)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> Gallery:

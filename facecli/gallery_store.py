@@ -142,10 +142,10 @@ def _say(line: str) -> None:
 # ------------------------------------------------------------------ write and read a version
 
 
-def write_version(folder: Path, data: dict[str, bytes], meta: dict[str, Any]) -> None:
+def write_version(folder: Path, data: dict[str, bytes], meta: dict[str, Any], new: bool = False) -> None:
     """Write a new version of the gallery in ``folder`` (the caller holds the writer lock): the data files,
     then ``gallery.json`` naming them with their size and SHA-256. On failure nothing of the new version is
-    left and the old gallery stands; FacecliError says why in one line."""
+    left and the old gallery stands (``new``: there was none); FacecliError says why in one line."""
     old = _named_files(folder)
     version = f"{time.time_ns():x}{os.getpid():x}"
     written: list[Path] = []
@@ -164,7 +164,8 @@ def write_version(folder: Path, data: dict[str, bytes], meta: dict[str, Any]) ->
             with contextlib.suppress(OSError):
                 p.unlink()
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise FacecliError(f"cannot write gallery {folder}: {why}; the gallery is unchanged") from None
+        outcome = "nothing was written" if new else "the gallery is unchanged"
+        raise FacecliError(f"cannot write gallery {folder}: {why}; {outcome}") from None
     _remove_stale(folder, keep={f["name"] for f in files.values()} | old)
 
 

@@ -502,3 +502,29 @@ def test_n13_api_refuses_raw_bytes_and_a_missing_gallery():
     with pytest.raises(FacecliError, match="gallery"):
         facecli.add_to_gallery(None, ".")
 
+
+
+# ---------------------------------------------------------------- galleries written before this layout
+
+
+def test_an_older_gallery_reads_as_it_is_and_is_converted_on_its_next_write(tmp_path):
+    import faiss
+
+    g = tmp_path / "old"
+    g.mkdir()
+    new = toy_gallery(["a", "b", "c"])
+    faiss.write_index(new.index(), str(g / "index.faiss"))  # what the previous release wrote
+    np.save(g / "templates.npy", new.vectors)
+    np.save(g / "photo_vectors.npy", new.photos.vectors)
+    np.save(g / "thumbnails.npy", new.photos.thumbnails)
+    meta = {**new.meta, "rows": new.rows, "identities": 3, "dim": 16, "index": "flat_inner_product",
+            "photo": {"model": new.photos.model, "rows": new.photos.rows}}
+    (g / "gallery.json").write_text(json.dumps(meta))
+    old = Gallery.load(g)
+    assert old.identities == ["a", "b", "c"] and np.allclose(old.vectors, new.vectors)
+    assert np.array_equal(old.photos.thumbnails, new.photos.thumbnails)
+    Gallery.update(g, add_one("d"))
+    assert "files" in json.loads((g / "gallery.json").read_text())
+    Gallery.update(g, add_one("e"))
+    assert not (g / "templates.npy").exists()  # kept one version for readers, then removed
+    assert Gallery.load(g).identities == ["a", "b", "c", "d", "e"]
