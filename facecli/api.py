@@ -189,6 +189,7 @@ def frame_gender(options: RunOptions | None = None) -> Any:
 
 
 def classify_images(images: Images, model: ModelArg = None, *, threshold: float | None = None, frame: bool = True,
+                    out: str | os.PathLike | None = None, resume: bool = False, raw: bool = False,
                     options: RunOptions | None = None, **run: Any) -> ClassifyRun:
     """Male/female for every face in ``images``: ``.table`` has one row per face, largest first within an image.
 
@@ -199,17 +200,64 @@ def classify_images(images: Images, model: ModelArg = None, *, threshold: float 
     with ``face_status`` "not_found" and no label. ``batch_size`` images go through the model at once.
     ``frame`` (default): where sun glare washed a face out, the whole frame's gender evidence is fused in
     (``evidence`` "face+frame"; :mod:`facecli.frame_gender`).
+
+    With ``out`` (a .csv, .parquet or .jsonl file) and ``images`` given as paths (folders, files, "-" for
+    paths on standard input, or a list of them), the run streams: rows are written in durable parts as it
+    goes (:mod:`facecli.batch`), memory stays flat, ``.table`` is None and ``.streamed`` says what was
+    written; ``resume`` continues a killed run into the same ``out``. ``raw`` keeps CSV cells that would
+    start a formula as they are. The run option ``engine="ray"`` runs the chunks on Ray (``address`` of a
+    cluster, or a local instance; :mod:`facecli.engines`).
     """
     from facecli.classify import ClassifyRun
     from facecli.classify import classify_images as _classify
+    from facecli.jobs import ClassifyJob
 
     opts = RunOptions.of(options, **run)
     m = _model(model, "gender", opts)
     thr, source = resolve_threshold(m.card, threshold)
+    if out is not None and _sources(images) is not None:
+        job = ClassifyJob(str(m.path), thr, frame, opts).load(m)
+        info = {"command": "classify", "model": m.sha256, "threshold": thr, "frame": frame,
+                "detect": opts.detect, "restore": opts.restore, "sources": [str(s) for s in _sources(images)]}
+        done = _stream(_sources(images), job, out, info, opts, resume, raw)
+        return ClassifyRun(None, done.images, thr, source, m.card.labels, streamed=done)
+    if resume:
+        raise FacecliError("resume needs out (the output of the interrupted run) and images given as paths")
     items, root = _inputs(images)
     opts.total(len(items))
     fg = frame_gender(opts) if frame else None
-    return ClassifyRun(_classify(m, items, root, thr, opts, fg), len(items), thr, source, m.card.labels)
+    res = ClassifyRun(_classify(m, items, root, thr, opts, fg), len(items), thr, source, m.card.labels)
+    if out is not None:
+        res.save(out, raw=raw)
+    return res
+
+
+def _sources(images: Any) -> list[str | os.PathLike] | None:
+    """``images`` as a list of path sources (folders, files, "-") for a streamed run, or None when they are
+    not all paths (arrays run in memory)."""
+    if isinstance(images, str | os.PathLike):
+        return [images]
+    if isinstance(images, list | tuple) and images and all(isinstance(i, str | os.PathLike) for i in images):
+        return list(images)
+    return None
+
+
+def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any], opts: RunOptions, resume: bool,
+            raw: bool, named: Any = None):
+    """Run ``job`` over ``sources`` (or ``named`` inputs) streamed into ``out`` on the chosen engine."""
+    from facecli.atomic import check_output_file
+    from facecli.batch import local_mapper, run_streamed
+    from facecli.outputs import output_format
+
+    output_format(out)
+    check_output_file(out, inputs=[s for s in sources if os.fspath(s) != "-"])
+    if opts.engine == "ray":
+        from facecli.engines import ray_mapper
+
+        mapper = ray_mapper(job, opts)
+    else:
+        mapper = local_mapper(job)
+    return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, named=named)
 
 
 def evaluate_gender(data: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
@@ -315,16 +363,26 @@ def add_to_gallery(gallery: str | os.PathLike, root: str | os.PathLike, model: M
 
 def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: ModelArg = None, *,
                  threshold: float | None = None, top_k: int = 5, which: str = "distorted", layout: str = "auto",
+                 out: str | os.PathLike | None = None, resume: bool = False, raw: bool = False,
+                 report: str | os.PathLike | None = None, plots: bool = False,
                  options: RunOptions | None = None, **run: Any) -> MatchRun:
-    """Who each probe is: the nearest gallery identity when its cosine similarity reaches the threshold,
-    else "unknown".
+    """Who each probe is: the nearest gallery identity when its similarity reaches the threshold, else
+    "unknown".
 
-    ``probes``: a folder in the identity layout (``ROOT/<identity>/[distortion/]``: the true identity is
+    ``probes``: a folder in the identity layout (``ROOT/<identity>/distortion/``: the true identity is
     then known and the result is scored; ``which`` picks distorted, clean or all images), any folder of
-    images (``layout="plain"``, or "auto" decides), or images and arrays. ``model`` None uses the model that
-    built the gallery. ``threshold`` defaults to the gallery's (calibrated, else the model's validation-tuned
-    one). ``top_k`` nearest identities are listed.
+    images (``layout="plain"``; "auto" takes the identity layout only when the folder has it), files, "-"
+    (paths on standard input), a list of them, or images and arrays. ``model`` None uses the model that
+    built the gallery. ``threshold`` defaults to the gallery's (calibrated, else the model's
+    validation-tuned one). ``top_k`` nearest identities are listed.
+
+    With ``out`` (.csv, .parquet or .jsonl) and probes without ground truth given as paths, the run streams
+    into ``out`` in durable parts (``.table`` is None, ``.streamed`` says what was written; ``resume``
+    continues a killed run); probes with ground truth are matched in one piece (the metrics need them all)
+    and saved to ``out`` with their report (``report``: its folder, default ``<out stem>_report``; ``plots``:
+    also the PNGs).
     """
+    from facecli.jobs import MatchJob
     from facecli.recognise import MatchRun, match_folder, match_images
 
     opts = RunOptions.of(options, **run)
@@ -335,14 +393,56 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
     m = model_for_gallery(g, model, options=opts)
     pm = photo_model_for(g, options=opts)
     thr, source = resolve_threshold(m.card, threshold, *g.threshold_on(m.card.score_scale))
-    if isinstance(probes, str | os.PathLike) and Path(probes).is_dir():
-        table, result = match_folder(m, g, Path(probes), thr, opts, which=which, layout=layout, top_k=top_k,
-                                     photo_model=pm)
+    strangers = m.card.strangers_accepted(thr)
+    sources = _sources(probes)
+    scored = sources is not None and _identity_layout(sources, which, layout)
+    if out is not None and sources is not None and not scored:
+        job = MatchJob(str(m.path), g, thr, source, top_k, opts).load(m, pm)
+        info = {"command": "match", "model": m.sha256, "gallery": g.meta.get("updated"), "threshold": thr,
+                "top_k": top_k, "detect": opts.detect, "restore": opts.restore,
+                "sources": [str(s) for s in sources]}
+        done = _stream(sources, job, out, info, opts, resume, raw)
+        return MatchRun(None, None, thr, source, g.evidence, strangers, streamed=done)
+    if resume:
+        raise FacecliError("resume applies to a match streamed into out: probes without ground truth, given as "
+                           "paths (a scored match runs in one piece)")
+    if scored:
+        table, result = match_folder(m, g, Path(sources[0]), thr, opts, which=which, layout="identity",
+                                     top_k=top_k, photo_model=pm)
+    elif sources is not None:
+        from facecli.inputs import iter_inputs
+
+        named = list(iter_inputs(sources))
+        if not named:
+            from facecli.inputs import nothing_found
+
+            raise nothing_found(sources)
+        opts.total(len(named))
+        table, result = match_images(m, g, [n.item for n in named], thr, opts, names=[n.name for n in named],
+                                     top_k=top_k, photo_model=pm)
     else:
         items, root = _inputs(probes)
         opts.total(len(items))
         table, result = match_images(m, g, items, thr, opts, root=root, top_k=top_k, photo_model=pm)
-    return MatchRun(table, result, thr, source, g.evidence, m.card.strangers_accepted(thr))
+    res = MatchRun(table, result, thr, source, g.evidence, strangers)
+    if out is not None:
+        res.save(out, report, plots=plots, raw=raw,
+                 extra={"probes": [str(s) for s in sources] if sources else None, "gallery": str(gallery)
+                        if isinstance(gallery, str | os.PathLike) else None})
+    return res
+
+
+def _identity_layout(sources: list, which: str, layout: str) -> bool:
+    """Whether path ``sources`` are read in the identity layout: one folder that has it (``layout`` auto), or
+    ``layout`` identity (which needs exactly one folder)."""
+    from facecli.scan import has_identity_layout
+
+    one_dir = len(sources) == 1 and os.fspath(sources[0]) != "-" and Path(sources[0]).is_dir()
+    if layout == "identity":
+        if not one_dir:
+            raise FacecliError("--layout identity reads one folder ROOT/<identity>/[distortion/]; give one folder")
+        return True
+    return layout == "auto" and one_dir and has_identity_layout(Path(sources[0]), distorted=which == "distorted")
 
 
 def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, model: ModelArg = None, *,

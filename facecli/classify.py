@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facecli.batch import Streamed
+from facecli.errors import FacecliError
 from facecli.frame_gender import FUSED, FrameGender
 from facecli.options import RunOptions
 from facecli.pipeline import BatchResult, ImageInput, run_model
@@ -25,28 +27,41 @@ class ClassifyRun:
     """The outcome of :func:`facecli.classify_images`: one ``table`` row per face (see :data:`CLASSIFY_COLUMNS`),
     the number of input ``images``, and the threshold on P(female) with where it came from."""
 
-    table: pd.DataFrame
+    table: pd.DataFrame | None  # None for a run streamed into a file (see ``streamed``)
     images: int
     threshold: float
     threshold_source: str
     labels: tuple[str, ...] = ("male", "female")
+    streamed: Streamed | None = None
 
     def summary_rows(self) -> list[tuple[str, object]]:
-        """Images, faces, counts per label, face status counts, files that failed."""
-        from facecli.summary import classify_rows
+        """Images, faces, counts per label, face status counts, files that failed (and, for a resumed run,
+        how many inputs the interrupted run had done)."""
+        from facecli.summary import classify_rows, streamed_rows
 
+        if self.streamed is not None:
+            return streamed_rows(self.streamed)
         return classify_rows(self.table, self.images, self.labels)
 
+    @property
+    def all_failed(self) -> bool:
+        """True when there was input and every one of it failed (the CLI then exits with status 1)."""
+        from facecli.summary import all_failed
+
+        return self.streamed.all_failed if self.streamed is not None else all_failed(self.table)
+
     def save(self, out: str | os.PathLike, raw: bool = False) -> Path:
-        """Write the table as CSV to ``out``, atomically (checked first: never over a folder or an image).
-        Text cells that would start a spreadsheet formula get a leading ``'`` unless ``raw``
+        """Write the table to ``out`` (.csv, .parquet or .jsonl), atomically (checked first: never over a folder
+        or an image). CSV text cells that would start a spreadsheet formula get a leading ``'`` unless ``raw``
         (:mod:`facecli.outputs`)."""
         from facecli.atomic import check_output_file
-        from facecli.outputs import write_csv
+        from facecli.outputs import write_table
 
         out = Path(out)
+        if self.table is None:
+            raise FacecliError(f"this run was streamed into {self.streamed.out}; read it with facecli.read_results")
         check_output_file(out)
-        write_csv(out, self.table, raw=raw)
+        write_table(out, self.table, raw=raw)
         return out
 
 
@@ -71,7 +86,8 @@ def gender_outputs(model: OnnxModel, paths: Sequence[ImageInput], run: RunOption
 
 
 def classify_images(model: OnnxModel, paths: Sequence[ImageInput], root: Path | None, threshold: float,
-                    run: RunOptions, frame: FrameGender | None = None) -> pd.DataFrame:
+                    run: RunOptions, frame: FrameGender | None = None,
+                    names: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per face (or per image without detection) with ``label`` and ``p_female`` at ``threshold``.
 
     With detection, an image without a face gets one row with ``face_status`` "not_found" and no label (a cat
@@ -79,7 +95,8 @@ def classify_images(model: OnnxModel, paths: Sequence[ImageInput], root: Path | 
     image pixels; ``evidence`` is "face", or "face+frame" where the glare washed the face out and ``frame``
     (the whole frame's gender evidence) was fused in; ``restored`` says what restoration did to the image
     (none, denoise, derain; off with ``restore="none"``). Unreadable files get a row with an ``error`` and
-    empty prediction. ``path`` is relative to ``root`` when given. Rows keep the input order.
+    empty prediction. ``path`` is relative to ``root`` when given (or ``names[i]`` when given). Rows keep the
+    input order.
     """
     labels = model.card.labels
     res, fused = gender_outputs(model, paths, run, threshold, frame)
@@ -99,6 +116,6 @@ def classify_images(model: OnnxModel, paths: Sequence[ImageInput], root: Path | 
         rows.append({"_i": i, "face": "", "label": "", "p_female": float("nan"), "evidence": "", "face_status": "",
                      "restored": "", "box": "", "landmarks": "", "error": err})
     df = pd.DataFrame(rows, columns=["_i", *CLASSIFY_COLUMNS[1:]])
-    df.insert(0, "path", [input_name(paths[i], i, root) for i in df["_i"]])
+    df.insert(0, "path", [names[i] if names is not None else input_name(paths[i], i, root) for i in df["_i"]])
     return df.sort_values(["_i", "face"], key=lambda c: pd.to_numeric(c, errors="coerce").fillna(-1),
                           kind="stable").drop(columns="_i").reset_index(drop=True)

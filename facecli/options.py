@@ -47,6 +47,8 @@ Layout = choice_set("Layout", ("auto", "identity", "plain"),
 Objective = choice_set("Objective", ("f1", "far"),
                        "What a calibrated threshold optimises: verification F1, or a false accept rate.")
 Split = choice_set("Split", ("train", "val"), "Which split of a Task folder to use.")
+Engine = choice_set("Engine", ("local", "ray"),
+                    "Where a batch runs: local (this process) or ray (Ray Data actors, on a cluster or a local instance).")
 Task = choice_set("Task", ("gender", "identity"), "What a model does.")
 # training choices
 Balance = choice_set("Balance", ("loss", "sampler", "both", "none"),
@@ -83,6 +85,8 @@ class RunOptions:
         as decoded.
     workers: decoder threads (None: one per core, at most 8).
     threads: ONNX Runtime intra-op threads per model (0: ONNX Runtime's choice, one per core).
+    engine: where a streamed batch runs: "local" (this process) or "ray" (Ray Data actors; :mod:`facecli.engines`).
+    address: the Ray cluster to join with engine "ray" (None: start a local Ray instance).
     on_total: called once with the number of inputs when it is known.
     on_progress: called with the number of inputs finished after each chunk.
     """
@@ -93,11 +97,13 @@ class RunOptions:
     device: str = "auto"
     workers: int | None = None
     threads: int = 0
+    engine: str = "local"
+    address: str | None = None
     on_total: Progress = None
     on_progress: Progress = None
 
     def __post_init__(self) -> None:
-        for f in ("detect", "restore", "device"):
+        for f in ("detect", "restore", "device", "engine"):
             object.__setattr__(self, f, plain(getattr(self, f)))
         check_choice("detect", self.detect, choices(Detect), optional=True)
         check_choice("restore", self.restore, choices(Restore), optional=True)
@@ -106,6 +112,9 @@ class RunOptions:
         if self.workers is not None:
             check_int("workers", self.workers, 1, 64)
         check_int("threads", self.threads, 0, 256)
+        check_choice("engine", self.engine, choices(Engine))
+        if self.address is not None and (not isinstance(self.address, str) or not self.address):
+            raise FacecliError(f"address must be a Ray cluster address such as 10.0.0.1:6379, not {self.address!r}")
 
     @classmethod
     def of(cls, options: RunOptions | None = None, **changes: Any) -> RunOptions:

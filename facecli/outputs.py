@@ -1,4 +1,5 @@
-"""Result tables on disk: CSV files written atomically whose cells never start a spreadsheet formula.
+"""Result tables on disk, written atomically: CSV (whose cells never start a spreadsheet formula), Parquet and
+JSON lines, chosen by the output file's extension, and joined from parts by streamed runs.
 
 A file or identity name such as ``=HYPERLINK(...)`` or ``@SUM(1)`` would run as a formula when the CSV is
 opened in a spreadsheet (CSV injection). As OWASP recommends, every text cell that begins with ``=``,
@@ -8,11 +9,16 @@ as text; numbers are left alone. ``raw=True`` (the CLI's ``--raw-csv``) writes t
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import shutil
+from pathlib import Path
 
 import pandas as pd
 
-from facecli.atomic import write_with
+from facecli.atomic import _json_default, strict_json, write_with
+from facecli.errors import FacecliError
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -34,6 +40,113 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_csv(out: str | os.PathLike[str], table: pd.DataFrame, *, raw: bool = False, index: bool = False) -> None:
-    """Write ``table`` as CSV to ``out`` atomically; formulas neutralised unless ``raw``."""
+    """Write ``table`` as CSV to ``out`` atomically (whatever its extension); formulas neutralised unless
+    ``raw``."""
     t = table if raw else neutralise_formulas(table)
     write_with(out, lambda tmp: t.to_csv(tmp, index=index))
+
+
+# ------------------------------------------------------------------ formats by extension
+
+FORMATS = (".csv", ".parquet", ".jsonl")
+# columns that hold lists: CSV keeps them as text (JSON lists, or space-separated numbers); Parquet and
+# JSON lines carry real lists
+JSON_LISTS = ("top_k", "top_k_similarity")
+NUMBER_LISTS = {"box": int, "landmarks": float}
+
+
+def output_format(out: str | os.PathLike[str], option: str = "--out") -> str:
+    """The output format named by ``out``'s extension (.csv, .parquet, .jsonl); FacecliError for any other."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in FORMATS:
+        raise FacecliError(f"{option} {out}: unknown output format {suffix or '(no extension)'!r}; use "
+                           f"{', '.join(FORMATS)}")
+    if suffix == ".parquet":
+        require_pyarrow()
+    return suffix
+
+
+def require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise FacecliError("Parquet output needs pyarrow: pip install 'facecli[parquet]'") from None
+
+
+def typed(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` as Parquet and JSON lines carry it: list columns as lists, and empty cells of number or
+    true/false columns (rows of files that failed) as nulls."""
+    out = table.copy()
+    for col in out.columns:
+        if col in JSON_LISTS:
+            out[col] = [json.loads(v) if isinstance(v, str) and v else None for v in out[col]]
+        elif col in NUMBER_LISTS:
+            cast = NUMBER_LISTS[col]
+            out[col] = [[cast(float(x)) for x in v.split()] if isinstance(v, str) and v else None for v in out[col]]
+        elif out[col].dtype == object:
+            vals = [v for v in out[col] if not _blank(v)]
+            if vals and not any(isinstance(v, str) for v in vals):
+                out[col] = [None if _blank(v) else v for v in out[col]]
+    return out
+
+
+def _blank(v: object) -> bool:
+    return v is None or (isinstance(v, str) and v == "") or (isinstance(v, float) and math.isnan(v))
+
+
+def write_table(out: str | os.PathLike[str], table: pd.DataFrame, *, raw: bool = False, header: bool = True) -> None:
+    """Write ``table`` to ``out`` atomically in the format its extension names. CSV cells that would start a
+    formula are neutralised unless ``raw``; Parquet and JSON lines keep raw values and real lists."""
+    fmt = output_format(out)
+    if fmt == ".csv":
+        t = table if raw else neutralise_formulas(table)
+        write_with(out, lambda tmp: t.to_csv(tmp, index=False, header=header))
+    elif fmt == ".jsonl":
+        records = typed(table).to_dict(orient="records")
+        text = "".join(json.dumps(strict_json(r), ensure_ascii=False, default=_json_default) + "\n" for r in records)
+        write_with(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrow = pa.Table.from_pandas(typed(table), preserve_index=False)
+        write_with(out, lambda tmp: pq.write_table(arrow, tmp))
+
+
+def assemble(parts: list[Path], out: str | os.PathLike[str]) -> None:
+    """Join part files written by :func:`write_table` (CSV parts with a header each) into ``out``, atomically,
+    one part at a time (memory does not grow with the number of parts)."""
+    fmt = output_format(out)
+    if fmt == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.unify_schemas([pq.read_schema(p) for p in parts]) if parts else pa.schema([])
+
+        def join(tmp: Path) -> None:
+            with pq.ParquetWriter(tmp, schema) as w:
+                for p in parts:
+                    w.write_table(pq.read_table(p).cast(schema))
+    else:
+
+        def join(tmp: Path) -> None:
+            with open(tmp, "wb") as dst:
+                for k, p in enumerate(parts):
+                    with open(p, "rb") as src:
+                        if fmt == ".csv" and k > 0:
+                            src.readline()  # every CSV part has the header; keep the first one only
+                        shutil.copyfileobj(src, dst, 1 << 20)
+    write_with(out, join)
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A results file written by facecli, in any of its formats (CSV cells as text, blanks as "")."""
+    fmt = output_format(path, "file")
+    if fmt == ".csv":
+        return pd.read_csv(path, keep_default_na=False, dtype=str)
+    if fmt == ".jsonl":
+        return pd.read_json(path, orient="records", lines=True, dtype=False)
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pandas()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facecli.batch import Streamed
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery, PhotoSet, build_templates
 from facecli.gallery_store import LOCK_TIMEOUT
@@ -23,7 +24,7 @@ from facecli.photo import PhotoEvidence, thumbnail
 from facecli.pipeline import Crop, Extra, ImageInput, run_model
 from facecli.protocols import Evidence, MatchResult, match_embeddings
 from facecli.runtime import OnnxModel
-from facecli.scan import IdentityImage, input_name, is_identity_root, rel, require_dir, scan_identity_folder, scan_images
+from facecli.scan import IdentityImage, has_identity_layout, input_name, rel, require_dir, scan_identity_folder, scan_images
 
 
 @dataclass
@@ -218,16 +219,20 @@ def probe_items(folder: Path, which: str = "distorted", layout: str = "auto") ->
     """
     root = require_dir(folder, "probe folder")
     if layout == "auto":
-        layout = "identity" if is_identity_root(root) else "plain"
+        layout = "identity" if has_identity_layout(root, distorted=which == "distorted") else "plain"
     if layout == "plain":
         return scan_images(root), None, None
     items = scan_identity_folder(root)
     keep = [it for it in items if which == "all" or (which == "distorted") == bool(it.distortion)]
     if not keep:
-        raise FacecliError(f"no {which} probe images under {root}")
+        raise FacecliError(f"no {which} probe images under {root} (the identity layout reads ROOT/<identity>/"
+                           "distortion/; use --probes clean|all for the clean photos, or --layout plain for any "
+                           "folder of images)")
     return [it.path for it in keep], [it.identity for it in keep], [it.distortion or "clean" for it in keep]
 
 
+MATCH_COLUMNS = ["path", "identity", "similarity", "accepted", "nearest", "top_k", "top_k_similarity", "evidence",
+                 "face_status", "restored", "error"]  # the columns of a match without ground truth
 STRANGER_WARNING = 0.2  # warn when a threshold lets at least this share of strangers in
 
 
@@ -236,19 +241,29 @@ class MatchRun:
     """The outcome of :func:`facecli.match_probes`: one table row per probe, the scored ``result`` when the
     ground truth is known (else None), and the threshold used with where it came from."""
 
-    table: pd.DataFrame
+    table: pd.DataFrame | None  # None for a run streamed into a file (see ``streamed``)
     result: MatchResult | None
     threshold: float
     threshold_source: str
     gallery_evidence: str = "face"  # what the gallery holds: "face and photo", or "face"
     strangers_accepted: float | None = None  # share of strangers the model's validation data says pass
+    streamed: Streamed | None = None
 
     def summary_rows(self) -> list[tuple[str, Any]]:
         """Probes, accepted, unknown, evidence and face status counts, files that failed, the threshold and its
-        source."""
-        from facecli.summary import match_rows
+        source (and, for a resumed run, how many probes the interrupted run had done)."""
+        from facecli.summary import match_rows, streamed_rows
 
+        if self.streamed is not None:
+            return [("probes", self.streamed.images), *streamed_rows(self.streamed)[1:]]
         return match_rows(self.table, self.threshold, self.threshold_source, self.gallery_evidence)
+
+    @property
+    def all_failed(self) -> bool:
+        """True when there was input and every one of it failed (the CLI then exits with status 1)."""
+        from facecli.summary import all_failed
+
+        return self.streamed.all_failed if self.streamed is not None else all_failed(self.table)
 
     @property
     def warnings(self) -> list[str]:
@@ -270,15 +285,25 @@ class MatchRun:
         the report folder, or None without ground truth. Text cells that would start a spreadsheet formula
         get a leading ``'`` unless ``raw`` (:mod:`facecli.outputs`)."""
         from facecli.atomic import check_output_file
-        from facecli.outputs import write_csv
+        from facecli.outputs import write_table
+
+        out = Path(out)
+        if self.table is None:
+            raise FacecliError(f"this run was streamed into {self.streamed.out}; read it with facecli.read_results")
+        check_output_file(out)
+        write_table(out, self.table, raw=raw)
+        return self.write_report(out, report, plots, extra)
+
+    def write_report(self, out: str | os.PathLike, report: str | os.PathLike | None = None, plots: bool = False,
+                     extra: dict[str, Any] | None = None) -> Path | None:
+        """With ground truth, write the report folder (default: ``<out stem>_report`` next to ``out``) and return
+        it; None without ground truth."""
         from facecli.report import write_identity_report
         from facecli.summary import open_set_note
 
-        out = Path(out)
-        check_output_file(out)
-        write_csv(out, self.table, raw=raw)
         if self.result is None:
             return None
+        out = Path(out)
         rdir = Path(report) if report is not None else out.with_name(out.stem + "_report")
         write_identity_report(self.result, rdir, extra={**(extra or {}), "note": open_set_note(self.result.metrics)},
                               plots=plots)
@@ -298,8 +323,8 @@ def match_folder(model: OnnxModel, gallery: Gallery, folder: Path, threshold: fl
 
 def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput], threshold: float,
                  run: RunOptions, *, truth: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
-                 root: Path | None = None, top_k: int = 5,
-                 photo_model: OnnxModel | None = None) -> tuple[pd.DataFrame, MatchResult | None]:
+                 root: Path | None = None, top_k: int = 5, photo_model: OnnxModel | None = None,
+                 names: Sequence[str] | None = None) -> tuple[pd.DataFrame, MatchResult | None]:
     """Match probe images (files or RGB arrays) against ``gallery``, the largest face of each.
 
     Similarities are scores on the model's scale (:class:`facecli.card.ScoreScale`; cosines for a model
@@ -323,7 +348,8 @@ def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput
                               None if truth is None else [truth[i] for i in okp],
                               None if kinds is None else [kinds[i] for i in okp], evidence=evidence)
     table = result.table.copy()
-    table.insert(0, "path", [input_name(images[i], i, root) for i in okp])
+    name = (lambda i: names[i]) if names is not None else (lambda i: input_name(images[i], i, root))
+    table.insert(0, "path", [name(i) for i in okp])
     if kinds is not None:
         table["distortion"] = [kinds[i] for i in okp]
     table["face_status"] = [emb.face_status[i] for i in okp]
@@ -331,15 +357,17 @@ def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput
     table["error"] = ""
     table.index = okp
     if emb.failures:
-        table = pd.concat([table, failure_rows(images, emb.failures, root, truth, kinds)]).sort_index()
+        table = pd.concat([table, failure_rows(images, emb.failures, root, truth, kinds, name)]).sort_index()
     table = table.reset_index(drop=True)
     return table, (result if truth is not None else None)
 
 
 def failure_rows(images: Sequence[ImageInput], failures: dict[int, str], root: Path | None,
-                 truth: Sequence[str] | None, kinds: Sequence[str] | None) -> pd.DataFrame:
+                 truth: Sequence[str] | None, kinds: Sequence[str] | None,
+                 name: Callable[[int], str] | None = None) -> pd.DataFrame:
     """The rows of probes that could not be read: path and error (and what the layout tells of them)."""
-    fail = pd.DataFrame({"path": [input_name(images[i], i, root) for i in failures],
+    name = name or (lambda i: input_name(images[i], i, root))
+    fail = pd.DataFrame({"path": [name(i) for i in failures],
                          "error": list(failures.values())}, index=list(failures))
     if truth is not None:
         fail["true_identity"] = [truth[i] for i in failures]

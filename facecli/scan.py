@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,21 +31,29 @@ class Unlisted:
         return os.fspath(self.path)
 
 
-def walk_files(root: Path) -> list[Path | Unlisted]:
+def iter_walk(root: Path) -> Iterator[Path | Unlisted]:
     """Every file below ``root`` whose name passes :func:`is_image` and is not hidden (hidden folders are
-    skipped too), sorted; a folder that cannot be listed is kept as an :class:`Unlisted`."""
-    found: list[Path | Unlisted] = []
+    skipped too), lazily, sorted within each folder (a folder's files, then its subfolders in name order); a
+    folder that cannot be listed comes as an :class:`Unlisted`."""
+    failed: list[Unlisted] = []
 
     def unlisted(exc: OSError) -> None:
-        found.append(Unlisted(Path(exc.filename or root), f"cannot list folder: {exc.strerror or exc}"))
+        failed.append(Unlisted(Path(exc.filename or root), f"cannot list folder: {exc.strerror or exc}"))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted):
+        yield from failed
+        failed.clear()
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             p = Path(dirpath) / name
             if not name.startswith(".") and is_image(p):
-                found.append(p)
-    return found
+                yield p
+    yield from failed
+
+
+def walk_files(root: Path) -> list[Path | Unlisted]:
+    """:func:`iter_walk` as a list."""
+    return list(iter_walk(root))
 
 
 def rel(path: Path, root: Path | None) -> str:
@@ -165,6 +174,15 @@ def parse_distortion(stem: str) -> tuple[str, str]:
     if base and kind in DISTORTION_KINDS:
         return base, kind
     return stem, "other"
+
+
+def has_identity_layout(folder: Path, distorted: bool = True) -> bool:
+    """True when ``folder`` really is in the identity layout: some ``<identity>/distortion/`` folder (or, when
+    not ``distorted``, any identity folder of images). A folder of folders of plain photos is not."""
+    if not distorted:
+        return is_identity_root(folder)
+    return any(sub.is_dir() and not sub.name.startswith(".") and (sub / "distortion").is_dir()
+               for sub in folder.iterdir())
 
 
 def is_identity_root(folder: Path) -> bool:

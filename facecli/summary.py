@@ -66,6 +66,15 @@ def match_rows(table: pd.DataFrame, threshold: float, threshold_source: str, gal
             ("threshold", threshold), ("threshold from", threshold_source)]
 
 
+def streamed_rows(done: Any) -> Rows:
+    """A streamed run's summary (:class:`facecli.batch.Streamed`): its merged counts, and for a resumed run
+    how many inputs the interrupted run had already done."""
+    rows: Rows = [("images", done.images), *[(k, v) for k, v in done.summary if k != "images"]]
+    if done.skipped:
+        rows.append(("skipped (done by the interrupted run)", done.skipped))
+    return rows
+
+
 def gallery_rows(report: Any, gallery: Any) -> Rows:
     """What a gallery build or add put in, and what the gallery now holds."""
     return [("identities added", report.identities), ("images embedded", report.images),

@@ -124,9 +124,11 @@ def test_commands_say_which_model_device_and_output(cli, tmp_path, photos, gende
     assert r.code == 0 and f"wrote gallery {(tmp_path / 'g').resolve()}" in r.err
 
 
-def test_an_image_given_as_folder_argument_is_refused(cli, tmp_path):
-    f = write(tmp_path / "a.jpg", np.zeros((8, 8, 3), np.uint8))
-    assert_one_line_error(cli("classify", f), "is a file")
+def test_a_missing_input_is_refused_before_any_work(cli, tmp_path):
+    write(tmp_path / "a.jpg", np.zeros((8, 8, 3), np.uint8))
+    r = cli("classify", tmp_path / "a.jpg", tmp_path / "nope.jpg", "--out", tmp_path / "r.csv")
+    assert_one_line_error(r, "input not found", "nope.jpg")
+    assert not (tmp_path / "r.csv").exists()
 
 
 def test_evaluate_identity_refuses_train_only_folder_unless_told(cli, tmp_path, identity_data, identity_model):

@@ -29,7 +29,7 @@ def plain_onnx(path):
 
 
 def test_missing_folder(cli, tmp_path):
-    assert_one_line_error(cli("classify", tmp_path / "nowhere", "--out", tmp_path / "r.csv"), "does not exist")
+    assert_one_line_error(cli("classify", tmp_path / "nowhere", "--out", tmp_path / "r.csv"), "not found")
     assert not (tmp_path / "r.csv").exists()
 
 

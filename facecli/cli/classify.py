@@ -13,12 +13,10 @@ from facecli.options import RunOptions
 
 @common.with_run_options
 def classify_cmd(
-    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False,
-                                           help="Folder scanned recursively for jpg, jpeg, png, bmp, webp, tif.")],
-    out: Annotated[Path, typer.Option(dir_okay=False, help="CSV file to write (a file, not a folder): path, face, "
-                                                           "label, p_female, evidence, face_status, restored, box, "
-                                                           "landmarks, error.")]
-    = Path("results.csv"),
+    inputs: Annotated[list[Path], typer.Argument(
+        metavar="INPUT...", help="Folders (scanned recursively for jpg, jpeg, png, bmp, webp, tif), image files, "
+                                 "or - to read newline-separated paths from standard input.")],
+    out: common.OutOpt = Path("results.csv"),
     model: common.ModelOpt = None,
     threshold: common.ThresholdOpt = None,
     frame: Annotated[bool, typer.Option("--frame/--no-frame", help="Where sun glare washed a face out (face_status "
@@ -26,21 +24,27 @@ def classify_cmd(
                                                                    "evidence (hair, outline, clothes); evidence says "
                                                                    "face+frame (default).")] = True,
     raw_csv: common.RawCsvOpt = False,
+    resume: common.ResumeOpt = False,
+    engine: common.EngineOpt = common.Engine.local,
+    address: common.AddressOpt = None,
     *,
     run: RunOptions,
 ) -> None:
-    """Classify every image under FOLDER as male or female and write a CSV (one row per face)."""
+    """Classify every image of the INPUTs as male or female and write one row per face (path, face, label,
+    p_female, evidence, face_status, restored, box, landmarks, error) to --out, as the run goes."""
     from facecli.api import classify_images
-    from facecli.atomic import check_output_file
     from facecli.card import resolve_threshold
 
-    check_output_file(out, inputs=[folder])
+    run = common.batch_options(run, engine, address)
+    common.check_out(out, inputs)
     m = common.load(model, "gender", run, threshold=threshold)
     thr, source = resolve_threshold(m.card, threshold)
     common.console().print(f"threshold {thr:.4f} ({source})")
     with common.progress(run, "classify") as run:
-        res = classify_images(folder, m, threshold=threshold, frame=frame, options=run)
-    res.save(out, raw=raw_csv)
-    common.print_rows(f"classify summary: {folder}", res.summary_rows())
+        res = classify_images([str(i) for i in inputs], m, threshold=threshold, frame=frame, out=out, resume=resume,
+                              raw=raw_csv, options=run)
+    common.print_rows(f"classify summary: {' '.join(map(str, inputs))}", res.summary_rows())
     common.wrote(out)
-    common.exit_if_all_failed(res.table, out)
+    if res.all_failed:
+        common.console().print(f"[red]every input failed[/]: see the error column of {out}")
+        raise typer.Exit(1)

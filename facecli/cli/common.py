@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from facecli.errors import FacecliError
-from facecli.options import Detect, Device, Probes, Restore, RunOptions, Split
+from facecli.options import Detect, Device, Engine, Probes, Restore, RunOptions, Split
 
 
 def value(choice: Any) -> Any:
@@ -57,6 +57,16 @@ GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", file_okay=False,
 RawCsvOpt = Annotated[bool, typer.Option(
     "--raw-csv", help="Write text cells as they are. By default a cell that would start a spreadsheet formula "
                       "(=, +, -, @, tab, CR: a file or identity name such as =HYPERLINK(...)) gets a leading '.")]
+OutOpt = Annotated[Path, typer.Option(dir_okay=False, help="Results file (a file, not a folder), by extension: "
+                                                          ".csv, .parquet or .jsonl. Rows are written in durable "
+                                                          "parts while the run goes (in <out>.partial/) and joined "
+                                                          "at the end.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run (killed, Ctrl-C) into the same "
+                                                          "--out: only the inputs it had not finished are processed.")]
+EngineOpt = Annotated[Engine, typer.Option(help="local (this process) or ray (Ray Data actors; pip install "
+                                                "'facecli[ray]'; starts a local Ray instance without --address).")]
+AddressOpt = Annotated[str | None, typer.Option(help="Ray cluster address for --engine ray (e.g. 10.0.0.1:6379, or "
+                                                     "auto for the cluster this machine belongs to).")]
 LockTimeoutOpt = Annotated[float, typer.Option(
     "--lock-timeout", min=0.0, max=86400.0,
     help="Seconds to wait for another process writing the same gallery before giving up (exit 2). Readers "
@@ -119,15 +129,50 @@ def console():
     return _console()
 
 
+def _rate_column():
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        """Images per second."""
+
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.1f} img/s" if task.speed else "", style="progress.data.speed")
+
+    return Rate
+
+
+def RateColumn():  # noqa: N802 - reads as the rich column it makes
+    return _rate_column()()
+
+
 def progress_callbacks(what: str):
     """A rich progress bar (on stderr) and its (on_total, on_progress) callbacks, for library functions
     that report a total and then advances."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn(),
                    console=console(), transient=False)
     task = bar.add_task(what, total=0)
     return bar, (lambda n: bar.update(task, total=n)), (lambda n: bar.advance(task, n))
+
+
+def batch_options(run: RunOptions, engine: Any, address: str | None) -> RunOptions:
+    """``run`` with a batch command's --engine and --address; --address without --engine ray is refused."""
+    if address is not None and value(engine) != "ray":
+        raise FacecliError("--address is the Ray cluster for --engine ray; add --engine ray")
+    return RunOptions.of(run, engine=value(engine), address=address)
+
+
+def check_out(out: Path, inputs: Any = ()) -> None:
+    """Refuse, before any work, an --out that cannot be written or whose format is unknown."""
+    from facecli.atomic import check_output_file
+    from facecli.inputs import check_sources
+    from facecli.outputs import output_format
+
+    check_sources([str(i) for i in inputs])
+    check_output_file(out, inputs=[i for i in inputs if str(i) != "-"])
+    output_format(out)
 
 
 def load(model: Path | None, task: str, run: RunOptions, gallery: Any = None, threshold: float | None = None):

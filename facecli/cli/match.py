@@ -8,14 +8,19 @@ from typing import Annotated
 import typer
 
 from facecli.cli.common import (
+    AddressOpt,
+    EngineOpt,
     GalleryOpt,
     LockTimeoutOpt,
     ModelOpt,
+    OutOpt,
     ProbesOpt,
     RawCsvOpt,
+    ResumeOpt,
     ThresholdOpt,
+    batch_options,
+    check_out,
     console,
-    exit_if_all_failed,
     load,
     print_rows,
     progress,
@@ -23,60 +28,68 @@ from facecli.cli.common import (
     wrote,
 )
 from facecli.gallery_store import LOCK_TIMEOUT
-from facecli.options import Layout, Objective, Probes, RunOptions
+from facecli.options import Engine, Layout, Objective, Probes, RunOptions
 
 
 @with_run_options
 def match_cmd(
-    probes_dir: Annotated[Path, typer.Argument(metavar="PROBES", exists=True, file_okay=False,
-                                               help="Identity-layout folder or any folder of images.")],
+    probe_inputs: Annotated[list[Path], typer.Argument(
+        metavar="PROBES...", help="An identity-layout folder (ROOT/<identity>/distortion/: scored), any folders "
+                                  "of images, image files, or - for newline-separated paths on standard input.")],
     gallery: GalleryOpt = Path("gallery"),
     threshold: ThresholdOpt = None,
-    out: Annotated[Path, typer.Option(dir_okay=False, help="CSV file of matches to write (a file, not a folder).")]
-    = Path("matches.csv"),
+    out: OutOpt = Path("matches.csv"),
     report: Annotated[Path | None, typer.Option(file_okay=False, help="Report folder (metrics JSON, per-distortion "
                                                                       "CSV) when ground truth is known. Default: "
                                                                       "<out stem>_report next to --out.")] = None,
     plots: Annotated[bool, typer.Option(help="Also draw the similarity histogram and ROC PNGs in the report "
                                              "(about 2 s more).")] = False,
     probes: ProbesOpt = Probes.distorted,
-    layout: Annotated[Layout, typer.Option(help="auto (identity layout when PROBES holds identity folders), "
-                                                "identity, or plain (any images, no ground truth).")] = Layout.auto,
+    layout: Annotated[Layout, typer.Option(help="auto (the identity layout when PROBES is one folder that has "
+                                                "<identity>/distortion/ folders, or identity folders with --probes "
+                                                "clean|all), identity, or plain (any images, no ground "
+                                                "truth).")] = Layout.auto,
     top_k: Annotated[int, typer.Option(min=1, max=1000, help="Nearest identities listed per probe.")] = 5,
     model: Annotated[Path | None, typer.Option("--model", "-m", exists=True, dir_okay=False,
                                                help="ONNX model file. Default: the model that built the gallery.")]
     = None,
     raw_csv: RawCsvOpt = False,
+    resume: ResumeOpt = False,
+    engine: EngineOpt = Engine.local,
+    address: AddressOpt = None,
     *,
     run: RunOptions,
 ) -> None:
     """Match probe images against a gallery; with ground truth, print and save the full metric report."""
     from facecli.api import load_gallery, match_probes
-    from facecli.atomic import check_output_file
     from facecli.report import print_identity_report
     from facecli.summary import open_set_note
 
-    check_output_file(out, inputs=[probes_dir])
+    run = batch_options(run, engine, address)
+    check_out(out, probe_inputs)
     g = load_gallery(gallery)
     m = load(model, "identity", run, gallery=g, threshold=threshold)
     with progress(run, "match") as run:
-        res = match_probes(probes_dir, g, m, threshold=threshold, top_k=top_k, which=probes.value,
-                           layout=layout.value, options=run)
-    rdir = res.save(out, report, plots=plots, extra={"probes_folder": str(probes_dir), "gallery": str(gallery)},
-                    raw=raw_csv)
+        res = match_probes([str(p) for p in probe_inputs], g, m, threshold=threshold, top_k=top_k,
+                           which=probes.value, layout=layout.value, out=out, resume=resume, raw=raw_csv,
+                           report=report, plots=plots, options=run)
     c = console()
     for line in res.warnings:
         c.print(line)
     print_rows("match summary", res.summary_rows())
+    shown = " ".join(map(str, probe_inputs))
     if res.result is not None:
-        print_identity_report(c, res.result, f"match {probes_dir} against {gallery}")
+        rdir = Path(report) if report is not None else out.with_name(out.stem + "_report")
+        print_identity_report(c, res.result, f"match {shown} against {gallery}")
         note = open_set_note(res.result.metrics)
         if note:
             c.print(note)
         wrote(out, f" and report in {rdir.resolve()}")
     else:
         wrote(out, " (no ground truth: no metrics)")
-    exit_if_all_failed(res.table, out)
+    if res.all_failed:
+        c.print(f"[red]every input failed[/]: see the error column of {out}")
+        raise typer.Exit(1)
 
 
 @with_run_options

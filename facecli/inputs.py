@@ -1,0 +1,84 @@
+"""What a batch command runs on: one or more folders or files, or ``-`` (newline-separated paths on standard
+input), streamed so that the first results come before a huge folder is fully listed.
+
+Rows name their input: with one folder, its path relative to that folder (as ``facecli classify photos/``
+always did); with several sources, or files, or standard input, the path as given.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TextIO
+
+from facecli.errors import FacecliError
+from facecli.scan import IMAGE_EXTENSIONS, Unlisted, iter_walk, rel
+
+STDIN = "-"
+
+
+@dataclass(frozen=True)
+class Named:
+    """One input and the name its rows carry."""
+
+    item: Path | Unlisted
+    name: str
+
+
+def check_sources(sources: Sequence[str | os.PathLike[str]]) -> list[str | Path]:
+    """The sources as given, after checking each exists (``-`` at most once); FacecliError naming the first
+    that does not."""
+    if not sources:
+        raise FacecliError("no input given (a folder, files, or - for paths on standard input)")
+    out: list[str | Path] = []
+    for s in sources:
+        if os.fspath(s) == STDIN:
+            if STDIN in out:
+                raise FacecliError("- (standard input) is given twice")
+            out.append(STDIN)
+            continue
+        p = Path(s)
+        if not p.exists():
+            raise FacecliError(f"input not found: {p}")
+        out.append(p)
+    return out
+
+
+def iter_inputs(sources: Sequence[str | os.PathLike[str]], stdin: TextIO | None = None) -> Iterator[Named]:
+    """Every input of ``sources``, in order, lazily: a folder's images (recursive, sorted per folder), a
+    file as it is (whatever its extension: it was asked for), and for ``-`` each non-empty line of
+    ``stdin`` (default: standard input) as a path."""
+    srcs = check_sources(sources)
+    single = len(srcs) == 1 and isinstance(srcs[0], Path) and srcs[0].is_dir()
+    for s in srcs:
+        if s == STDIN:
+            for line in stdin or sys.stdin:
+                line = line.rstrip("\r\n")
+                if line:
+                    yield Named(Path(line), line)
+        elif s.is_dir():
+            for f in iter_walk(s):
+                path = f.path if isinstance(f, Unlisted) else f
+                yield Named(f, rel(path, s) if single else path.as_posix())
+        else:
+            yield Named(s, s.as_posix())
+
+
+def chunks(items: Iterable[Named], size: int) -> Iterator[list[Named]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    it = iter(items)
+    while True:
+        block = list(islice(it, size))
+        if not block:
+            return
+        yield block
+
+
+def nothing_found(sources: Sequence[str | os.PathLike[str]]) -> FacecliError:
+    """The error for sources that held no image at all."""
+    shown = ", ".join(str(s) for s in sources)
+    return FacecliError(f"no images found in {shown} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
