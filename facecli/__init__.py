@@ -6,7 +6,9 @@ numpy arrays alike (see :mod:`facecli.api` for the conventions):
 - models and images: :func:`load_model`, :func:`load_image`, :func:`detect_faces`
 - gender: :func:`classify_images`, :func:`evaluate_gender`
 - recognition: :func:`embed_images`, :func:`build_gallery`, :func:`add_to_gallery`, :func:`load_gallery`,
-  :func:`match_probes`, :func:`calibrate_threshold`, :func:`evaluate_identity`
+  :func:`match_probes`, :func:`verify` (two photos: the same person?), :func:`calibrate_threshold`,
+  :func:`evaluate_identity`
+- results files (.csv, .parquet, .jsonl): :func:`read_results`
 - records: :class:`ModelCard` (what a model is and how to feed it), :class:`Preprocessing`,
   :class:`Gallery`, :class:`RunOptions` (detection, batch size, device, threads, progress: how any run goes);
   every bad value raises :class:`FacecliError` with a one-line message
@@ -53,6 +55,8 @@ from facecli.api import (  # noqa: E402
     load_image,
     load_model,
     match_probes,
+    read_results,
+    verify,
 )
 from facecli.card import ModelCard, resolve_threshold  # noqa: E402
 from facecli.errors import FacecliError  # noqa: E402
@@ -61,7 +65,8 @@ from facecli.gallery import Gallery  # noqa: E402
 from facecli.options import RunOptions  # noqa: E402
 
 # result classes load their modules (pandas) on first use, so `facecli --version` stays fast
-_LAZY = {"ClassifyRun": "facecli.classify", "MatchRun": "facecli.recognise", "GalleryBuild": "facecli.recognise",
+_LAZY = {"Verdict": "facecli.verify",
+         "ClassifyRun": "facecli.classify", "MatchRun": "facecli.recognise", "GalleryBuild": "facecli.recognise",
          "GenderEval": "facecli.evaluate", "IdentityEval": "facecli.evaluate"}
 
 
@@ -82,6 +87,7 @@ __all__ = [
     "ModelCard",
     "Preprocessing",
     "RunOptions",
+    "Verdict",
     "__version__",
     "add_to_gallery",
     "build_gallery",
@@ -95,5 +101,7 @@ __all__ = [
     "load_image",
     "load_model",
     "match_probes",
+    "read_results",
     "resolve_threshold",
+    "verify",
 ]

@@ -190,7 +190,7 @@ def frame_gender(options: RunOptions | None = None) -> Any:
 
 def classify_images(images: Images, model: ModelArg = None, *, threshold: float | None = None, frame: bool = True,
                     out: str | os.PathLike | None = None, resume: bool = False, raw: bool = False,
-                    options: RunOptions | None = None, **run: Any) -> ClassifyRun:
+                    part_size: int = 512, options: RunOptions | None = None, **run: Any) -> ClassifyRun:
     """Male/female for every face in ``images``: ``.table`` has one row per face, largest first within an image.
 
     Columns: path (relative to a scanned folder; ``<array N>`` for arrays), face, label, p_female,
@@ -203,10 +203,10 @@ def classify_images(images: Images, model: ModelArg = None, *, threshold: float 
 
     With ``out`` (a .csv, .parquet or .jsonl file) and ``images`` given as paths (folders, files, "-" for
     paths on standard input, or a list of them), the run streams: rows are written in durable parts as it
-    goes (:mod:`facecli.batch`), memory stays flat, ``.table`` is None and ``.streamed`` says what was
-    written; ``resume`` continues a killed run into the same ``out``. ``raw`` keeps CSV cells that would
-    start a formula as they are. The run option ``engine="ray"`` runs the chunks on Ray (``address`` of a
-    cluster, or a local instance; :mod:`facecli.engines`).
+    goes (:mod:`facecli.batch`; ``part_size`` inputs a part), memory stays flat, ``.table`` is None and
+    ``.streamed`` says what was written; ``resume`` continues a killed run into the same ``out``. ``raw``
+    keeps CSV cells that would start a formula as they are. The run option ``engine="ray"`` runs the chunks
+    on Ray (``address`` of a cluster, or a local instance; :mod:`facecli.engines`).
     """
     from facecli.classify import ClassifyRun
     from facecli.classify import classify_images as _classify
@@ -219,7 +219,7 @@ def classify_images(images: Images, model: ModelArg = None, *, threshold: float 
         job = ClassifyJob(str(m.path), thr, frame, opts).load(m)
         info = {"command": "classify", "model": m.sha256, "threshold": thr, "frame": frame,
                 "detect": opts.detect, "restore": opts.restore, "sources": [str(s) for s in _sources(images)]}
-        done = _stream(_sources(images), job, out, info, opts, resume, raw)
+        done = _stream(_sources(images), job, out, info, opts, resume, raw, part_size)
         return ClassifyRun(None, done.images, thr, source, m.card.labels, streamed=done)
     if resume:
         raise FacecliError("resume needs out (the output of the interrupted run) and images given as paths")
@@ -243,13 +243,14 @@ def _sources(images: Any) -> list[str | os.PathLike] | None:
 
 
 def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any], opts: RunOptions, resume: bool,
-            raw: bool, named: Any = None):
+            raw: bool, part_size: int, named: Any = None):
     """Run ``job`` over ``sources`` (or ``named`` inputs) streamed into ``out`` on the chosen engine."""
     from facecli.atomic import check_output_file
     from facecli.batch import local_mapper, run_streamed
     from facecli.outputs import output_format
 
     output_format(out)
+    check_int("part_size", part_size, 1, 1_000_000)
     check_output_file(out, inputs=[s for s in sources if os.fspath(s) != "-"])
     if opts.engine == "ray":
         from facecli.engines import ray_mapper
@@ -257,7 +258,7 @@ def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any
         mapper = ray_mapper(job, opts)
     else:
         mapper = local_mapper(job)
-    return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, named=named)
+    return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, chunk=part_size, named=named)
 
 
 def evaluate_gender(data: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
@@ -364,7 +365,7 @@ def add_to_gallery(gallery: str | os.PathLike, root: str | os.PathLike, model: M
 def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: ModelArg = None, *,
                  threshold: float | None = None, top_k: int = 5, which: str = "distorted", layout: str = "auto",
                  out: str | os.PathLike | None = None, resume: bool = False, raw: bool = False,
-                 report: str | os.PathLike | None = None, plots: bool = False,
+                 report: str | os.PathLike | None = None, plots: bool = False, part_size: int = 512,
                  options: RunOptions | None = None, **run: Any) -> MatchRun:
     """Who each probe is: the nearest gallery identity when its similarity reaches the threshold, else
     "unknown".
@@ -401,7 +402,7 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
         info = {"command": "match", "model": m.sha256, "gallery": g.meta.get("updated"), "threshold": thr,
                 "top_k": top_k, "detect": opts.detect, "restore": opts.restore,
                 "sources": [str(s) for s in sources]}
-        done = _stream(sources, job, out, info, opts, resume, raw)
+        done = _stream(sources, job, out, info, opts, resume, raw, part_size)
         return MatchRun(None, None, thr, source, g.evidence, strangers, streamed=done)
     if resume:
         raise FacecliError("resume applies to a match streamed into out: probes without ground truth, given as "
@@ -443,6 +444,36 @@ def _identity_layout(sources: list, which: str, layout: str) -> bool:
             raise FacecliError("--layout identity reads one folder ROOT/<identity>/[distortion/]; give one folder")
         return True
     return layout == "auto" and one_dir and has_identity_layout(Path(sources[0]), distorted=which == "distorted")
+
+
+def verify(a: ImageInput, b: ImageInput, model: ModelArg = None, *, threshold: float | None = None,
+           photo: bool = True, options: RunOptions | None = None, **run: Any) -> Any:
+    """Are ``a`` and ``b`` (files or RGB arrays) the same person? Returns a :class:`~facecli.verify.Verdict`:
+    ``same``, ``similarity`` (a score in [0, 1] on the model's scale), the ``threshold`` used (default: the
+    model's, tuned on validation data) and its source, the ``evidence`` that decided (face, photo or both)
+    and each photo's ``face_status``. ``photo`` (default) also tests whether ``b`` is a degraded copy of
+    ``a`` (:mod:`facecli.photo`), as a gallery built with photo evidence does. FacecliError when either photo
+    cannot be read.
+    """
+    from facecli.verify import verify_pair
+
+    opts = RunOptions.of(options, **run)
+    for x in (a, b):
+        if isinstance(x, str | os.PathLike) and not Path(x).is_file():
+            raise FacecliError(f"not a file: {x}")
+    m = _model(model, "identity", opts)
+    thr, source = resolve_threshold(m.card, threshold)
+    pm = photo_model_for(None, options=opts) if photo else None
+    return verify_pair(m, a, b, thr, source, opts, pm)
+
+
+def read_results(path: str | os.PathLike) -> Any:
+    """A results file written by ``classify`` or ``match`` (.csv, .parquet or .jsonl) as a pandas DataFrame."""
+    from facecli.outputs import read_table
+
+    if not Path(path).is_file():
+        raise FacecliError(f"not found: {path}")
+    return read_table(path)
 
 
 def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, model: ModelArg = None, *,

@@ -146,7 +146,7 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if fmt == ".csv":
         return pd.read_csv(path, keep_default_na=False, dtype=str)
     if fmt == ".jsonl":
-        return pd.read_json(path, orient="records", lines=True, dtype=False)
+        return pd.read_json(path, orient="records", lines=True, dtype=False, precise_float=True)
     import pyarrow.parquet as pq
 
     return pq.read_table(path).to_pandas()

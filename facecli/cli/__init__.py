@@ -17,6 +17,7 @@ from facecli.cli import gallery as _gallery
 from facecli.cli import train as _train
 from facecli.cli.classify import classify_cmd
 from facecli.cli.match import calibrate_cmd, match_cmd
+from facecli.cli.verify import verify_cmd
 from facecli.errors import AllInputsFailed, FacecliError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(_gallery.app, name="gallery")
 app.command("classify")(classify_cmd)
 app.command("match")(match_cmd)
 app.command("calibrate")(calibrate_cmd)
+app.command("verify")(verify_cmd)
 
 
 def _version(show: bool) -> None:

@@ -25,6 +25,7 @@ def classify_cmd(
                                                                    "face+frame (default).")] = True,
     raw_csv: common.RawCsvOpt = False,
     resume: common.ResumeOpt = False,
+    part_size: common.PartSizeOpt = 512,
     engine: common.EngineOpt = common.Engine.local,
     address: common.AddressOpt = None,
     *,
@@ -42,7 +43,7 @@ def classify_cmd(
     common.console().print(f"threshold {thr:.4f} ({source})")
     with common.progress(run, "classify") as run:
         res = classify_images([str(i) for i in inputs], m, threshold=threshold, frame=frame, out=out, resume=resume,
-                              raw=raw_csv, options=run)
+                              raw=raw_csv, part_size=part_size, options=run)
     common.print_rows(f"classify summary: {' '.join(map(str, inputs))}", res.summary_rows())
     common.wrote(out)
     if res.all_failed:

@@ -61,6 +61,8 @@ OutOpt = Annotated[Path, typer.Option(dir_okay=False, help="Results file (a file
                                                           ".csv, .parquet or .jsonl. Rows are written in durable "
                                                           "parts while the run goes (in <out>.partial/) and joined "
                                                           "at the end.")]
+PartSizeOpt = Annotated[int, typer.Option(min=1, max=1_000_000, help="Inputs per durable part of the output: a kill "
+                                                                    "loses at most the part in flight.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run (killed, Ctrl-C) into the same "
                                                           "--out: only the inputs it had not finished are processed.")]
 EngineOpt = Annotated[Engine, typer.Option(help="local (this process) or ray (Ray Data actors; pip install "

@@ -14,6 +14,7 @@ from facecli.cli.common import (
     LockTimeoutOpt,
     ModelOpt,
     OutOpt,
+    PartSizeOpt,
     ProbesOpt,
     RawCsvOpt,
     ResumeOpt,
@@ -55,6 +56,7 @@ def match_cmd(
     = None,
     raw_csv: RawCsvOpt = False,
     resume: ResumeOpt = False,
+    part_size: PartSizeOpt = 512,
     engine: EngineOpt = Engine.local,
     address: AddressOpt = None,
     *,
@@ -72,7 +74,7 @@ def match_cmd(
     with progress(run, "match") as run:
         res = match_probes([str(p) for p in probe_inputs], g, m, threshold=threshold, top_k=top_k,
                            which=probes.value, layout=layout.value, out=out, resume=resume, raw=raw_csv,
-                           report=report, plots=plots, options=run)
+                           report=report, plots=plots, part_size=part_size, options=run)
     c = console()
     for line in res.warnings:
         c.print(line)

@@ -1,0 +1,128 @@
+"""The Ray engine: the chunks of a streamed run (:mod:`facecli.batch`) mapped by Ray Data actors.
+
+Each actor holds one model session (loaded once, when the actor starts) and runs the same job as the local
+engine (:mod:`facecli.jobs`): decode, restore, detect, model and postprocess all happen in the map stage,
+on whichever node the actor lives. The job (and, for ``match``, its gallery) is put into Ray's object
+store once per window of chunks and handed to every actor. Results come back in input order and the
+driver writes them as the local engine does, so the output files are the same.
+
+Without an address a local Ray instance is started (and stopped at the end); ``address`` joins a running
+cluster (``ray start --head`` on one machine, ``ray start --address HEAD:6379`` on the others).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from facecli.errors import FacecliError
+from facecli.inputs import Named
+from facecli.options import RunOptions
+
+WINDOW = 64  # chunks per Ray Data execution: bounds the driver's memory; actors restart once per window
+
+
+def require_ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise FacecliError("--engine ray needs Ray: pip install 'facecli[ray]'") from None
+    return ray
+
+
+class ChunkWorker:
+    """A Ray Data actor: loads the job's models once, then runs the job on one chunk per call. The chunk's
+    table and summary rows travel back through Ray's own object transport."""
+
+    def __init__(self, job: Any) -> None:
+        import ray
+
+        self.job = (ray.get(job) if isinstance(job, ray.ObjectRef) else job).load()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from facecli.scan import Unlisted
+
+        ks, tables, rows = [], [], []
+        for k, paths, names, errors in zip(batch["k"], batch["paths"], batch["names"], batch["errors"], strict=True):
+            block = [Named(Unlisted(Path(p), e) if e else Path(p), n)
+                     for p, n, e in zip(paths, names, errors, strict=True)]
+            table, summary = self.job(block)
+            ks.append(int(k))
+            tables.append(table)
+            rows.append(summary)
+        return {"k": np.array(ks), "table": _objects(tables), "rows": _objects(rows)}
+
+
+def _objects(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def ray_mapper(job: Any, options: RunOptions):
+    """A :data:`facecli.batch.Mapper` that runs ``job`` on Ray Data actors (see the module docstring)."""
+    ray = require_ray()
+
+    def run(todo: Iterable[tuple[int, list[Named]]]) -> Iterator[tuple[int, pd.DataFrame, list]]:
+        started = _connect(ray, options.address)
+        try:
+            it = iter(todo)
+            while True:
+                window = list(islice(it, WINDOW))
+                if not window:
+                    return
+                try:
+                    yield from _run_window(ray, job, window, options)
+                except ray.exceptions.RayError as exc:
+                    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+                    raise FacecliError(f"the Ray engine failed: {lines[-1].strip() if lines else type(exc).__name__}"
+                                       " (the parts written so far are kept: --resume continues)") from None
+        finally:
+            if started:
+                ray.shutdown()
+
+    return run
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Join the cluster at ``address`` (or start a local instance); True when this call started Ray."""
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise FacecliError(f"cannot start {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    return True
+
+
+def _run_window(ray: Any, job: Any, window: list[tuple[int, list[Named]]],
+                options: RunOptions) -> Iterator[tuple[int, pd.DataFrame, list]]:
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # rows come back in input order
+    ctx.enable_progress_bars = False
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    actors = max(1, min(cpus, len(window)))
+    items = [{"k": k, "paths": [os.fspath(n.item) for n in block], "names": [n.name for n in block],
+              "errors": [getattr(n.item, "error", "") for n in block]} for k, block in window]
+    ref = ray.put(job)  # the job (and a match's gallery) goes into the object store once
+    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        ChunkWorker, fn_constructor_args=(ref,), batch_size=1, concurrency=actors, num_cpus=1,
+        batch_format="numpy")
+    sizes = {k: len(block) for k, block in window}
+    for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
+        for k, table, rows in zip(batch["k"], batch["table"], batch["rows"], strict=True):
+            options.advance(sizes[int(k)])
+            yield int(k), table, [tuple(r) for r in rows]

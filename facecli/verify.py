@@ -1,0 +1,64 @@
+"""1:1 verification: are two photos the same person? The first photo becomes a one-person gallery (its face,
+and its photo evidence when the photo matcher is installed) and the second is matched against it exactly
+as ``match`` would, so the similarity, threshold and evidence mean what they mean there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from facecli.errors import FacecliError
+from facecli.gallery import Gallery
+from facecli.options import RunOptions
+from facecli.pipeline import ImageInput
+from facecli.recognise import embed_images, match_images, model_info, photo_set
+from facecli.runtime import OnnxModel
+from facecli.scan import IdentityImage, input_name
+
+
+@dataclass
+class Verdict:
+    """The answer of :func:`facecli.verify`: ``same`` when ``similarity`` (a score on the model's scale)
+    reaches ``threshold``; ``evidence`` says what decided (face, photo or both); ``face_status`` of each."""
+
+    same: bool
+    similarity: float
+    threshold: float
+    threshold_source: str
+    evidence: str
+    a: str
+    b: str
+    face_status_a: str
+    face_status_b: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        return [("same person", self.same), ("similarity", round(self.similarity, 4)),
+                ("threshold", self.threshold), ("threshold from", self.threshold_source),
+                ("evidence", self.evidence), ("face A", self.face_status_a), ("face B", self.face_status_b)]
+
+
+def verify_pair(model: OnnxModel, a: ImageInput, b: ImageInput, threshold: float, threshold_source: str,
+                run: RunOptions, photo_model: OnnxModel | None = None) -> Verdict:
+    """Whether ``a`` and ``b`` show the same person (see the module docstring); FacecliError when either
+    cannot be read."""
+    quiet = RunOptions.of(run, on_total=None, on_progress=None)
+    emb = embed_images(model, [a], quiet)
+    if not emb.ok[0]:
+        raise FacecliError(f"{input_name(a, 0)}: {emb.failures[0]}")
+    scale = model.card.score_scale
+    photos = None
+    if photo_model is not None:
+        photos = photo_set(photo_model, [IdentityImage(a, "A", "", "")], quiet)
+    g = Gallery.create(["A"], emb.vectors[:1], {"A": 1}, model_info(model), threshold, per_image=True,
+                       score_scale=None if scale is None else scale.to_dict(), photos=photos)
+    table, _ = match_images(model, g, [b], threshold, quiet, top_k=1, photo_model=photo_model)
+    row = table.iloc[0]
+    if isinstance(row.get("error"), str) and row["error"]:
+        raise FacecliError(f"{input_name(b, 1)}: {row['error']}")
+    return Verdict(bool(row["accepted"]), float(row["similarity"]), float(threshold), threshold_source,
+                   str(row["evidence"]), input_name(a, 0), input_name(b, 1), str(emb.face_status[0]),
+                   str(row["face_status"]))
