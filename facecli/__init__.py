@@ -65,7 +65,7 @@ from facecli.gallery import Gallery  # noqa: E402
 from facecli.options import RunOptions  # noqa: E402
 
 # result classes load their modules (pandas) on first use, so `facecli --version` stays fast
-_LAZY = {"Verdict": "facecli.verify",
+_LAZY = {"Verdict": "facecli.verification",
          "ClassifyRun": "facecli.classify", "MatchRun": "facecli.recognise", "GalleryBuild": "facecli.recognise",
          "GenderEval": "facecli.evaluate", "IdentityEval": "facecli.evaluate"}
 

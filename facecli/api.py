@@ -448,14 +448,14 @@ def _identity_layout(sources: list, which: str, layout: str) -> bool:
 
 def verify(a: ImageInput, b: ImageInput, model: ModelArg = None, *, threshold: float | None = None,
            photo: bool = True, options: RunOptions | None = None, **run: Any) -> Any:
-    """Are ``a`` and ``b`` (files or RGB arrays) the same person? Returns a :class:`~facecli.verify.Verdict`:
+    """Are ``a`` and ``b`` (files or RGB arrays) the same person? Returns a :class:`~facecli.verification.Verdict`:
     ``same``, ``similarity`` (a score in [0, 1] on the model's scale), the ``threshold`` used (default: the
     model's, tuned on validation data) and its source, the ``evidence`` that decided (face, photo or both)
     and each photo's ``face_status``. ``photo`` (default) also tests whether ``b`` is a degraded copy of
     ``a`` (:mod:`facecli.photo`), as a gallery built with photo evidence does. FacecliError when either photo
     cannot be read.
     """
-    from facecli.verify import verify_pair
+    from facecli.verification import verify_pair
 
     opts = RunOptions.of(options, **run)
     for x in (a, b):

@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from facecli.atomic import _json_default, strict_json, write_with
@@ -87,7 +88,9 @@ def typed(table: pd.DataFrame) -> pd.DataFrame:
         elif out[col].dtype == object:
             vals = [v for v in out[col] if not _blank(v)]
             if vals and not any(isinstance(v, str) for v in vals):
-                out[col] = [None if _blank(v) else v for v in out[col]]
+                kind = ("boolean" if all(isinstance(v, bool | np.bool_) for v in vals) else
+                        "Int64" if all(isinstance(v, int | np.integer) for v in vals) else "Float64")
+                out[col] = pd.array([None if _blank(v) else v for v in out[col]], dtype=kind)
     return out
 
 
@@ -122,7 +125,8 @@ def assemble(parts: list[Path], out: str | os.PathLike[str]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = pa.unify_schemas([pq.read_schema(p) for p in parts]) if parts else pa.schema([])
+        schemas = [pq.read_schema(p).remove_metadata() for p in parts]
+        schema = pa.unify_schemas(schemas, promote_options="permissive") if parts else pa.schema([])
 
         def join(tmp: Path) -> None:
             with pq.ParquetWriter(tmp, schema) as w:
