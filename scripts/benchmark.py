@@ -10,6 +10,7 @@ the 250x250 Task_A photos are used for classify and Task_B identity folders for 
     python scripts/benchmark.py --gender-model other.onnx --identity-model other_embedder.onnx
     python scripts/benchmark.py --data ../shared/data/FACECOM --detect both   # with and without detection
     python scripts/benchmark.py --huge     # peak memory of classify on normal photos mixed with huge JPEGs
+    python scripts/benchmark.py --data ../shared/data/FACECOM --engines   # local vs --engine ray, side by side
     git worktree add /tmp/old <commit> && python scripts/benchmark.py --data ../shared/data/FACECOM --baseline /tmp/old
                                            # side by side with an older checkout, runs interleaved
 
@@ -150,13 +151,18 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                     help="also time an older facecli checkout (run as PYTHONPATH=CHECKOUT python -m facecli), "
                          "interleaved with this one, and print both with their ratio")
+    ap.add_argument("--engines", action="store_true",
+                    help="instead: classify and plain-layout match on the local engine and on --engine ray (a "
+                         "local Ray instance started by the command, its start-up included), interleaved")
     ap.add_argument("--gallery-scale", type=int, metavar="N",
                     help="instead: time a gallery of N random identities (index build, save, load, search)")
     args = ap.parse_args()
     if args.gallery_scale:
         gallery_scale(args.gallery_scale)
         return
-    if args.huge:
+    if args.engines:
+        engine_speed(args)
+    elif args.huge:
         huge_memory(args)
     else:
         command_speed(args)
@@ -182,6 +188,44 @@ def huge_memory(args) -> None:
           f"{os.cpu_count()} CPU cores, median of {args.repeat} runs")
     print(f"--detect none: {wall_n:.1f} s, peak RSS {rss_n:.0f} MiB")
     print(f"--detect auto: {wall_a:.1f} s, peak RSS {rss_a:.0f} MiB")
+
+
+def engine_speed(args) -> None:
+    """Whole-command throughput of the local engine and the Ray engine on this machine, side by side."""
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        n_cls = make_classify_folder(tmp / "photos", args.images, args.data, rng)
+        n_probe = make_identity_folder(tmp / "ids", args.images, args.data, rng)
+        probes = tmp / "probes"
+        probes.mkdir()
+        for i, f in enumerate(sorted((tmp / "ids").glob("*/distortion/*.jpg"))):
+            os.link(f, probes / f"{i:06d}.jpg")
+        subprocess.run([*FACECLI, "gallery", "build", str(tmp / "ids"), "--gallery", str(tmp / "g")],
+                       capture_output=True, check=True)
+        jobs = [("classify", n_cls, [*FACECLI, "classify", str(tmp / "photos"), "--out", str(tmp / "r{e}.csv")]),
+                ("match (plain layout)", n_probe, [*FACECLI, "match", str(probes), "--gallery", str(tmp / "g"),
+                                                   "--out", str(tmp / "m{e}.csv")])]
+        rows = []
+        for name, n, cmd in jobs:
+            got: dict[str, list] = {}
+            for _ in range(args.repeat):
+                for engine in ("local", "ray"):
+                    got.setdefault(engine, []).append(
+                        timed([c.replace("{e}", engine) for c in cmd] + ["--engine", engine]))
+            rows.append((name, n, {e: float(np.median([w for w, _ in r])) for e, r in got.items()},
+                         {e: max(m for _, m in r) for e, r in got.items()}))
+            same = (tmp / "rlocal.csv" if name == "classify" else tmp / "mlocal.csv").read_bytes() == \
+                (tmp / "rray.csv" if name == "classify" else tmp / "mray.csv").read_bytes()
+            rows[-1] += (same,)
+    src = f"FACECOM images from {args.data}" if args.data else "generated 250x250 JPEGs"
+    print(f"# local vs Ray engine: {src}; {os.cpu_count()} CPU cores, one node, whole commands (Ray start-up "
+          f"included), median of {args.repeat} runs")
+    print(f"{'command':<21} {'images':>7} {'local img/s':>12} {'ray img/s':>10} {'ray/local':>10} "
+          f"{'driver MiB local/ray':>21} {'same output':>12}")
+    for name, n, wall, rss, same in rows:
+        print(f"{name:<21} {n:>7} {n / wall['local']:>12.1f} {n / wall['ray']:>10.1f} "
+              f"{wall['local'] / wall['ray']:>10.2f} {rss['local']:>10.0f}/{rss['ray']:<10.0f} {str(same):>12}")
 
 
 def command_speed(args) -> None:
