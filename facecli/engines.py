@@ -12,6 +12,7 @@ cluster (``ray start --head`` on one machine, ``ray start --address HEAD:6379`` 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -69,6 +70,9 @@ def _objects(values: list) -> np.ndarray:
 def ray_mapper(job: Any, options: RunOptions):
     """A :data:`facecli.batch.Mapper` that runs ``job`` on Ray Data actors (see the module docstring)."""
     ray = require_ray()
+    # one CPU an actor: one ONNX Runtime thread and one decoding thread each, unless told otherwise
+    opts = job.options
+    job = dataclasses.replace(job, options=RunOptions.of(opts, threads=opts.threads or 1, workers=opts.workers or 1))
 
     def run(todo: Iterable[tuple[int, list[Named]]]) -> Iterator[tuple[int, pd.DataFrame, list]]:
         started = _connect(ray, options.address)

@@ -87,6 +87,9 @@ RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "device": (DeviceOpt, Device.auto),
     "threads": (Annotated[int, typer.Option(min=0, max=256, help="ONNX Runtime threads per model (0: one per "
                                                                  "core).")], 0),
+    "workers": (Annotated[int | None, typer.Option(min=1, max=64, help="Decoding threads (decode, restore, "
+                                                                       "detect). Default: one per core, at most "
+                                                                       "8.")], None),
 }
 
 
