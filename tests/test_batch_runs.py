@@ -60,7 +60,7 @@ def test_classify_takes_a_file_several_paths_and_stdin(cli, tmp_path, gender_mod
     assert list(got["label"]) == list(single["label"]) and list(got["p_female"]) == list(single["p_female"])
 
 
-def test_match_reads_a_folder_of_folders_of_plain_photos(cli, tmp_path, identity_model, identity_data):
+def test_match_reads_a_folder_of_folders_of_plain_photos(cli, tmp_path, identity_model, identity_data, monkeypatch):
     _, onnx = identity_model
     g = tmp_path / "g"
     assert cli("gallery", "build", identity_data / "train", "-g", g, "--model", onnx, "--no-photo").code == 0
@@ -81,6 +81,9 @@ def test_match_reads_a_folder_of_folders_of_plain_photos(cli, tmp_path, identity
     # files and several folders work too
     r = cli("match", byday / "mon", byday / "tue" / "1.jpg", "-g", g, "--out", out)
     assert r.code == 0 and len(rows(out)) == 3
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{byday / 'tue' / '0.jpg'}\n"))
+    r = cli("match", "-", "-g", g, "--out", out)
+    assert r.code == 0 and list(rows(out)["path"]) == [str(byday / "tue" / "0.jpg")]
 
 
 def test_nothing_found_names_layout_and_probes(cli, tmp_path, identity_model):
