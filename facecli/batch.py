@@ -103,12 +103,14 @@ def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out:
     count_failed = failed or (lambda t: int((t["error"].astype(str) != "").sum()) if "error" in t else 0)
     stream = named if named is not None else iter_inputs(sources)
     seen = [0]
+    n_chunks = [0]
     if named is None:
         _count_in_background(sources, run)
 
     def todo() -> Iterator[tuple[int, list[Named]]]:
         for k, block in enumerate(chunks(stream, chunk)):
             seen[0] += len(block)
+            n_chunks[0] = k + 1
             if named is not None:
                 run.total(seen[0])
             if k in done:
@@ -137,7 +139,7 @@ def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out:
         from facecli.inputs import nothing_found
 
         raise nothing_found(sources)
-    files = sorted(p for p in parts.iterdir() if p.name.startswith("part-") and p.suffix == info["format"])
+    files = [parts / f"part-{k:08d}{info['format']}" for k in range(n_chunks[0])]  # only this run's inputs
     assemble(files, out)
     shutil.rmtree(parts, ignore_errors=True)
     return res

@@ -94,7 +94,7 @@ def main() -> None:
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, *aborts):
-        print("interrupted", file=sys.stderr)
+        print("interrupted (a classify or match run continues with --resume)", file=sys.stderr)
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
 
