@@ -42,13 +42,18 @@ def synthetic_photo(rng: np.random.Generator, size: int = 250) -> np.ndarray:
     return np.clip(img.astype(np.int16) + rng.integers(-12, 12, img.shape), 0, 255).astype(np.uint8)
 
 
-def make_classify_folder(root: Path, n: int, data: Path | None, rng) -> int:
+def make_classify_folder(root: Path, n: int, data: Path | None, rng, cycle: bool = False) -> int:
     root.mkdir(parents=True)
     if data is not None:
-        files = sorted(p for p in (data / "Task_A" / "train").rglob("*.jpg") if "frontal" not in p.name)[:n]
-        for f in files:
-            shutil.copy(f, root / f.name)
-        return len(files)
+        files = sorted(p for p in (data / "Task_A" / "train").rglob("*.jpg") if "frontal" not in p.name)
+        total = n if cycle else min(n, len(files))
+        for i in range(total):  # cycle: hard links of them again past the end
+            f = files[i % len(files)]
+            if i < len(files):
+                shutil.copy(f, root / f.name)
+            else:
+                os.link(root / f.name, root / f"{i:06d}_{f.name}")
+        return total
     for i in range(n):
         cv2.imwrite(str(root / f"img_{i:05d}.jpg"), synthetic_photo(rng), [cv2.IMWRITE_JPEG_QUALITY, 90])
     return n
@@ -195,7 +200,7 @@ def engine_speed(args) -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        n_cls = make_classify_folder(tmp / "photos", args.images, args.data, rng)
+        n_cls = make_classify_folder(tmp / "photos", args.images, args.data, rng, cycle=True)
         n_probe = make_identity_folder(tmp / "ids", args.images, args.data, rng)
         probes = tmp / "probes"
         probes.mkdir()
