@@ -252,13 +252,16 @@ def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any
     output_format(out)
     check_int("part_size", part_size, 1, 1_000_000)
     check_output_file(out, inputs=[s for s in sources if os.fspath(s) != "-"])
-    if opts.engine == "ray":
-        from facecli.engines import ray_mapper
+    if opts.engine != "ray":
+        return run_streamed(sources, local_mapper(job), out, info, opts, resume=resume, raw=raw, chunk=part_size,
+                            named=named)
+    from facecli.engines import ray_mapper
 
-        mapper = ray_mapper(job, opts)
-    else:
-        mapper = local_mapper(job)
-    return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, chunk=part_size, named=named)
+    mapper = ray_mapper(job, opts)  # joins the cluster now: an unreachable one fails before any output
+    try:
+        return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, chunk=part_size, named=named)
+    finally:
+        mapper.close()
 
 
 def evaluate_gender(data: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,

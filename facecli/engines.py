@@ -67,32 +67,43 @@ def _objects(values: list) -> np.ndarray:
     return out
 
 
-def ray_mapper(job: Any, options: RunOptions):
-    """A :data:`facecli.batch.Mapper` that runs ``job`` on Ray Data actors (see the module docstring)."""
-    ray = require_ray()
-    # one CPU an actor: one ONNX Runtime thread and one decoding thread each, unless told otherwise
-    opts = job.options
-    job = dataclasses.replace(job, options=RunOptions.of(opts, threads=opts.threads or 1, workers=opts.workers or 1))
+class RayMapper:
+    """A :data:`facecli.batch.Mapper` that runs ``job`` on Ray Data actors (see the module docstring). It joins
+    the cluster (or starts a local instance) when made, so a cluster that cannot be reached is an error before
+    any output is touched; :meth:`close` stops a local instance it started."""
 
-    def run(todo: Iterable[tuple[int, list[Named]]]) -> Iterator[tuple[int, pd.DataFrame, list]]:
-        started = _connect(ray, options.address)
-        try:
-            it = iter(todo)
-            while True:
-                window = list(islice(it, WINDOW))
-                if not window:
-                    return
-                try:
-                    yield from _run_window(ray, job, window, options)
-                except ray.exceptions.RayError as exc:
-                    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-                    raise FacecliError(f"the Ray engine failed: {lines[-1].strip() if lines else type(exc).__name__}"
-                                       " (the parts written so far are kept: --resume continues)") from None
-        finally:
-            if started:
-                ray.shutdown()
+    def __init__(self, job: Any, options: RunOptions) -> None:
+        self.ray = require_ray()
+        # one CPU an actor: one ONNX Runtime thread and one decoding thread each, unless told otherwise
+        opts = job.options
+        self.job = dataclasses.replace(job, options=RunOptions.of(opts, threads=opts.threads or 1,
+                                                                  workers=opts.workers or 1))
+        self.options = options
+        self.started = _connect(self.ray, options.address)
 
-    return run
+    def __call__(self, todo: Iterable[tuple[int, list[Named]]]) -> Iterator[tuple[int, pd.DataFrame, list]]:
+        ray = self.ray
+        it = iter(todo)
+        while True:
+            window = list(islice(it, WINDOW))
+            if not window:
+                return
+            try:
+                yield from _run_window(ray, self.job, window, self.options)
+            except ray.exceptions.RayError as exc:
+                lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+                raise FacecliError(f"the Ray engine failed: {lines[-1].strip() if lines else type(exc).__name__}"
+                                   " (the parts written so far are kept: --resume continues)") from None
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+
+def ray_mapper(job: Any, options: RunOptions) -> RayMapper:
+    """The Ray engine's mapper for ``job`` (connected; close it when the run ends)."""
+    return RayMapper(job, options)
 
 
 def _connect(ray: Any, address: str | None) -> bool:
@@ -107,8 +118,8 @@ def _connect(ray: Any, address: str | None) -> bool:
         else:
             ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise FacecliError(f"cannot start {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
+        raise FacecliError(f"cannot {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     return True
 
 

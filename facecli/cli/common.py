@@ -166,6 +166,10 @@ def batch_options(run: RunOptions, engine: Any, address: str | None) -> RunOptio
     """``run`` with a batch command's --engine and --address; --address without --engine ray is refused."""
     if address is not None and value(engine) != "ray":
         raise FacecliError("--address is the Ray cluster for --engine ray; add --engine ray")
+    if value(engine) == "ray":
+        from facecli.engines import require_ray
+
+        require_ray()  # before any model loads
     return RunOptions.of(run, engine=value(engine), address=address)
 
 
