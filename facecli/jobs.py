@@ -24,8 +24,19 @@ def quiet(options: RunOptions) -> RunOptions:
     return dataclasses.replace(options, on_total=None, on_progress=None)
 
 
+class Job:
+    """What every job shares: its loaded models (fields named ``_...``) stay in the process that loaded them,
+    and its options travel without their progress callbacks."""
+
+    options: RunOptions
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: (None if k.startswith("_") else v) for k, v in self.__dict__.items()}
+        return {**state, "options": quiet(self.options)}
+
+
 @dataclass
-class ClassifyJob:
+class ClassifyJob(Job):
     """Classify a chunk: one row per face (:func:`facecli.classify.classify_images`)."""
 
     model_path: str
@@ -34,9 +45,6 @@ class ClassifyJob:
     options: RunOptions
     _model: Any = field(default=None, repr=False, compare=False)
     _frame: Any = field(default=None, repr=False, compare=False)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_model": None, "_frame": None, "options": quiet(self.options)}
 
     def load(self, model: Any = None) -> ClassifyJob:
         """Load the models (or take ``model``, already loaded)."""
@@ -58,7 +66,7 @@ class ClassifyJob:
 
 
 @dataclass
-class MatchJob:
+class MatchJob(Job):
     """Match a chunk of probes (no ground truth) against a gallery (:func:`facecli.recognise.match_images`)."""
 
     model_path: str
@@ -69,9 +77,6 @@ class MatchJob:
     options: RunOptions
     _model: Any = field(default=None, repr=False, compare=False)
     _photo: Any = field(default=None, repr=False, compare=False)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_model": None, "_photo": None, "options": quiet(self.options)}
 
     def load(self, model: Any = None, photo_model: Any = None) -> MatchJob:
         from facecli.api import model_for_gallery, photo_model_for
