@@ -98,7 +98,7 @@ def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out:
     parts = partial_folder(out)
     info = {"facecli_partial": 1, "chunk": chunk, "raw": raw, "format": out.suffix.lower(), **run_info}
     _open_partial(parts, info, resume)
-    done = _done_parts(parts)
+    done = _done_parts(parts, info["format"])
     res = Streamed(out)
     count_failed = failed or (lambda t: int((t["error"].astype(str) != "").sum()) if "error" in t else 0)
     stream = named if named is not None else iter_inputs(sources)
@@ -174,7 +174,7 @@ def _open_partial(parts: Path, info: dict[str, Any], resume: bool) -> None:
     write_json(marker, info)
 
 
-def _done_parts(parts: Path) -> dict[int, dict[str, Any]]:
+def _done_parts(parts: Path, suffix: str) -> dict[int, dict[str, Any]]:
     """Chunk number -> its part's metadata, for parts whose rows and metadata are both on disk."""
     done = {}
     for p in parts.glob("part-*.json"):
@@ -183,9 +183,18 @@ def _done_parts(parts: Path) -> dict[int, dict[str, Any]]:
             meta = json.loads(p.read_text())
         except (ValueError, OSError):
             continue
-        if any(q.suffix != ".json" for q in parts.glob(f"part-{k:08d}.*")):
-            done[k] = meta
+        if _part_meta_ok(meta) and (parts / f"part-{k:08d}{suffix}").is_file():
+            done[k] = meta  # else the chunk runs again: its part is rewritten
     return done
+
+
+def _part_meta_ok(meta: Any) -> bool:
+    """A part's metadata has what a resumed run reads: names, whole-number counts and summary rows."""
+    if not isinstance(meta, dict):
+        return False
+    counts = all(isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool) for k in ("images", "rows", "failed"))
+    rows = isinstance(meta.get("summary"), list) and all(isinstance(r, list) and len(r) == 2 for r in meta["summary"])
+    return counts and rows and isinstance(meta.get("first"), str) and isinstance(meta.get("last"), str)
 
 
 def _count_in_background(sources: Sequence[str | os.PathLike[str]], run: RunOptions) -> None:
