@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from facecli.errors import FacecliError
-from facecli.scan import IMAGE_EXTENSIONS, Unlisted, iter_walk, rel
+from facecli.scan import IMAGE_EXTENSIONS, Unlisted, iter_walk, printable, rel
 
 STDIN = "-"
 
@@ -41,6 +41,8 @@ def check_sources(sources: Sequence[str | os.PathLike[str]]) -> list[str | Path]
                 raise FacecliError("- (standard input) is given twice")
             out.append(STDIN)
             continue
+        if not os.fspath(s):
+            raise FacecliError("an input is an empty path (an unset shell variable?); give a folder, a file or -")
         p = Path(s)
         if not p.exists():
             raise FacecliError(f"input not found: {p}")
@@ -56,16 +58,36 @@ def iter_inputs(sources: Sequence[str | os.PathLike[str]], stdin: TextIO | None 
     single = len(srcs) == 1 and isinstance(srcs[0], Path) and srcs[0].is_dir()
     for s in srcs:
         if s == STDIN:
-            for line in stdin or sys.stdin:
+            for line in _stdin_lines(stdin):
                 line = line.rstrip("\r\n")
-                if line:
-                    yield Named(Path(line), line)
+                if not line:
+                    continue
+                p = Path(line)
+                if p.is_dir():  # a folder on standard input is scanned like a folder argument
+                    for f in iter_walk(p):
+                        yield Named(f, printable((f.path if isinstance(f, Unlisted) else f).as_posix()))
+                else:
+                    yield Named(p, printable(line))
         elif s.is_dir():
             for f in iter_walk(s):
                 path = f.path if isinstance(f, Unlisted) else f
-                yield Named(f, rel(path, s) if single else path.as_posix())
+                yield Named(f, rel(path, s) if single else printable(path.as_posix()))
         else:
-            yield Named(s, s.as_posix())
+            yield Named(s, printable(s.as_posix()))
+
+
+def _stdin_lines(stdin: TextIO | None) -> Iterator[str]:
+    """Lines of ``stdin`` (default: standard input, read as bytes and decoded as file names are, so that any
+    name round-trips)."""
+    if stdin is not None:
+        yield from stdin
+        return
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:
+        yield from sys.stdin
+        return
+    for line in raw:
+        yield os.fsdecode(line)
 
 
 def chunks(items: Iterable[Named], size: int) -> Iterator[list[Named]]:

@@ -32,6 +32,8 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
 
     out = table.copy()
     for col in out.columns:
+        if col in NUMBER_COLUMNS:  # numbers written as text ("-25 101 184 311"): a leading - is no formula here
+            continue
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             out[col] = out[col].map(cell)
     if out.index.dtype == object:
@@ -54,6 +56,10 @@ FORMATS = (".csv", ".parquet", ".jsonl")
 # JSON lines carry real lists
 JSON_LISTS = ("top_k", "top_k_similarity")
 NUMBER_LISTS = {"box": int, "landmarks": float}
+# the type of every number or true/false column, whatever a part holds (a part of failed files holds blanks)
+COLUMN_TYPES = {"face": "Int64", "p_female": "Float64", "similarity": "Float64", "accepted": "boolean",
+                "in_gallery": "boolean"}
+NUMBER_COLUMNS = {*NUMBER_LISTS, "top_k_similarity", *COLUMN_TYPES}
 
 
 def output_format(out: str | os.PathLike[str], option: str = "--out") -> str:
@@ -85,6 +91,8 @@ def typed(table: pd.DataFrame) -> pd.DataFrame:
         elif col in NUMBER_LISTS:
             cast = NUMBER_LISTS[col]
             out[col] = [[cast(float(x)) for x in v.split()] if isinstance(v, str) and v else None for v in out[col]]
+        elif col in COLUMN_TYPES:
+            out[col] = pd.array([None if _blank(v) else v for v in out[col]], dtype=COLUMN_TYPES[col])
         elif out[col].dtype == object:
             vals = [v for v in out[col] if not _blank(v)]
             if vals and not any(isinstance(v, str) for v in vals):

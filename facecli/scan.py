@@ -56,14 +56,24 @@ def walk_files(root: Path) -> list[Path | Unlisted]:
     return list(iter_walk(root))
 
 
+def printable(name: str) -> str:
+    """A file name as result rows carry it: bytes that are not UTF-8 (kept by Python as surrogates) become
+    backslash escapes, so every output format can hold it (the file itself is still read by its real name)."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def rel(path: Path, root: Path | None) -> str:
     """``path`` relative to ``root`` (POSIX separators), or as given when outside it."""
     if root is None:
-        return path.as_posix()
+        return printable(path.as_posix())
     try:
-        return path.relative_to(root).as_posix()
+        return printable(path.relative_to(root).as_posix())
     except ValueError:
-        return path.as_posix()
+        return printable(path.as_posix())
 
 
 def input_name(item: object, index: int, root: Path | None = None) -> str:

@@ -74,6 +74,11 @@ def main() -> None:
     Bad input (a FacecliError, or an option value outside its range, a missing argument, an unknown option)
     becomes one line on stderr, ``error: ...``, and exit status 2, never a traceback.
     """
+    import warnings
+
+    # NumPy's warnings on odd inputs (a 1-pixel image's empty statistics) are not the user's business: each
+    # such file gets its row (or error row) anyway
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="numpy")
     usage_errors, aborts = _click_errors()
     try:
         rv = app(standalone_mode=False)

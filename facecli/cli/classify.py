@@ -13,7 +13,7 @@ from facecli.options import RunOptions
 
 @common.with_run_options
 def classify_cmd(
-    inputs: Annotated[list[Path], typer.Argument(
+    inputs: Annotated[list[str], typer.Argument(
         metavar="INPUT...", help="Folders (scanned recursively for jpg, jpeg, png, bmp, webp, tif), image files, "
                                  "or - to read newline-separated paths from standard input.")],
     out: common.OutOpt = Path("results.csv"),
@@ -42,7 +42,7 @@ def classify_cmd(
     thr, source = resolve_threshold(m.card, threshold)
     common.console().print(f"threshold {thr:.4f} ({source})")
     with common.progress(run, "classify") as run:
-        res = classify_images([str(i) for i in inputs], m, threshold=threshold, frame=frame, out=out, resume=resume,
+        res = classify_images(list(inputs), m, threshold=threshold, frame=frame, out=out, resume=resume,
                               raw=raw_csv, part_size=part_size, options=run)
     common.print_rows(f"classify summary: {' '.join(map(str, inputs))}", res.summary_rows())
     common.wrote(out)

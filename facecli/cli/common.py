@@ -179,8 +179,8 @@ def check_out(out: Path, inputs: Any = ()) -> None:
     from facecli.inputs import check_sources
     from facecli.outputs import output_format
 
-    check_sources([str(i) for i in inputs])
-    check_output_file(out, inputs=[i for i in inputs if str(i) != "-"])
+    check_sources(list(inputs))
+    check_output_file(out, inputs=[i for i in inputs if i and str(i) != "-"])
     output_format(out)
 
 

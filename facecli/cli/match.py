@@ -34,7 +34,7 @@ from facecli.options import Engine, Layout, Objective, Probes, RunOptions
 
 @with_run_options
 def match_cmd(
-    probe_inputs: Annotated[list[Path], typer.Argument(
+    probe_inputs: Annotated[list[str], typer.Argument(
         metavar="PROBES...", help="An identity-layout folder (ROOT/<identity>/distortion/: scored), any folders "
                                   "of images, image files, or - for newline-separated paths on standard input.")],
     gallery: GalleryOpt = Path("gallery"),
@@ -72,7 +72,7 @@ def match_cmd(
     g = load_gallery(gallery)
     m = load(model, "identity", run, gallery=g, threshold=threshold)
     with progress(run, "match") as run:
-        res = match_probes([str(p) for p in probe_inputs], g, m, threshold=threshold, top_k=top_k,
+        res = match_probes(list(probe_inputs), g, m, threshold=threshold, top_k=top_k,
                            which=probes.value, layout=layout.value, out=out, resume=resume, raw=raw_csv,
                            report=report, plots=plots, part_size=part_size, options=run)
     c = console()
