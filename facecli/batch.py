@@ -13,6 +13,7 @@ rest processed, and the result is exactly what an uninterrupted run gives.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -97,7 +98,16 @@ def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out:
         check_sources(sources)
     parts = partial_folder(out)
     info = {"facecli_partial": 1, "chunk": chunk, "raw": raw, "format": out.suffix.lower(), **run_info}
-    _open_partial(parts, info, resume)
+    lock = _open_partial(parts, info, resume)
+    try:
+        return _run(parts, info, sources, mapper, out, run, raw, chunk, failed, named)
+    finally:
+        os.close(lock)
+
+
+def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[str]], mapper: Mapper,
+         out: Path, run: RunOptions, raw: bool, chunk: int, failed: Callable[[pd.DataFrame], int] | None,
+         named: Iterable[Named] | None) -> Streamed:
     done = _done_parts(parts, info["format"])
     res = Streamed(out)
     count_failed = failed or (lambda t: int((t["error"].astype(str) != "").sum()) if "error" in t else 0)
@@ -115,23 +125,24 @@ def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out:
                 run.total(seen[0])
             if k in done:
                 meta = done[k]
-                if meta["first"] != block[0].name or meta["last"] != block[-1].name or meta["images"] != len(block):
+                if meta["names"] != names_digest(block) or meta["images"] != len(block):
                     raise FacecliError(f"the inputs changed since the interrupted run in {parts} (part {k} was "
                                        f"{meta['first']} ... {meta['last']}); remove {parts} to start again")
                 _add(res, meta)
                 res.skipped += len(block)
                 run.advance(len(block))
                 continue
-            firsts[k] = (block[0].name, block[-1].name, len(block))
+            firsts[k] = (block[0].name, block[-1].name, len(block), names_digest(block))
             yield k, block
 
-    firsts: dict[int, tuple[str, str, int]] = {}
+    firsts: dict[int, tuple[str, str, int, str]] = {}
 
     for k, table, rows in mapper(todo()):
-        first, last, n = firsts.pop(k)
-        meta = {"first": first, "last": last, "images": n, "rows": len(table), "failed": count_failed(table),
-                "summary": [[name, v] for name, v in rows]}
-        write_table(parts / f"part-{k:08d}{info['format']}", table, raw=raw)
+        first, last, n, names = firsts.pop(k)
+        part = parts / f"part-{k:08d}{info['format']}"
+        write_table(part, table, raw=raw)
+        meta = {"first": first, "last": last, "images": n, "names": names, "sha256": _file_digest(part),
+                "rows": len(table), "failed": count_failed(table), "summary": [[name, v] for name, v in rows]}
         write_json(parts / f"part-{k:08d}.json", meta)  # last: the part now counts as done
         _add(res, meta)
     if seen[0] == 0:
@@ -152,26 +163,61 @@ def _add(res: Streamed, meta: dict[str, Any]) -> None:
     res.summary = merge_rows(res.summary, [(str(n), v) for n, v in meta["summary"]])
 
 
-def _open_partial(parts: Path, info: dict[str, Any], resume: bool) -> None:
+def _open_partial(parts: Path, info: dict[str, Any], resume: bool) -> int:
+    """Open (or, for a new run, make) the partial folder and take its lock; returns the lock's descriptor,
+    held for the whole run. FacecliError when another run holds it, for a new run over an unfinished one,
+    for a resume of nothing, or for a resume with other settings."""
     marker = parts / "run.json"
     if parts.exists():
-        if not resume:
-            raise FacecliError(f"{parts} holds an interrupted run of this output: continue it with --resume, or "
-                               "remove that folder to start again")
+        fd = _lock_partial(parts)
         try:
-            before = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            raise FacecliError(f"{parts} is not a facecli partial run (no readable run.json); remove it") from None
-        if before != json.loads(json.dumps(info)):
-            diff = sorted(k for k in set(before) | set(info) if before.get(k) != info.get(k))
-            raise FacecliError(f"the interrupted run in {parts} differs from this one ({', '.join(diff)}); run it "
-                               f"as it was, or remove {parts} to start again")
-        return
+            if not resume:
+                raise FacecliError(f"{parts} holds an interrupted run of this output: continue it with --resume, "
+                                   "or remove that folder to start again")
+            try:
+                before = json.loads(marker.read_text())
+            except (OSError, ValueError):
+                raise FacecliError(f"{parts} is not a facecli partial run (no readable run.json); remove it") from None
+            if before != json.loads(json.dumps(info)):
+                diff = sorted(OPTION_NAMES.get(k, k) for k in set(before) | set(info) if before.get(k) != info.get(k))
+                raise FacecliError(f"the interrupted run in {parts} differs from this one ({', '.join(diff)}); run "
+                                   f"it as it was, or remove {parts} to start again")
+        except FacecliError:
+            os.close(fd)
+            raise
+        return fd
     if resume:
         raise FacecliError(f"nothing to resume: no interrupted run of {parts.name[:-len(PARTIAL)]} "
                            f"({parts} does not exist)")
-    parts.mkdir(parents=True)
+    try:
+        parts.mkdir(parents=True)
+    except FileExistsError:
+        raise FacecliError(f"another facecli run is writing {parts.name[:-len(PARTIAL)]} now") from None
+    fd = _lock_partial(parts)
     write_json(marker, info)
+    return fd
+
+
+OPTION_NAMES = {"chunk": "--part-size", "raw": "--raw-csv", "format": "the --out format", "sources": "inputs",
+                "detect": "--detect", "restore": "--restore", "threshold": "--threshold", "frame": "--frame",
+                "top_k": "--top-k", "engine": "--engine", "model": "--model", "gallery": "the gallery"}
+
+
+def _lock_partial(parts: Path) -> int:
+    """Hold the partial folder's lock (released by the kernel if the process dies); FacecliError when another
+    live run holds it."""
+    fd = os.open(parts / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise FacecliError(f"another facecli run is writing {parts.name[:-len(PARTIAL)]} now (its parts are in "
+                           f"{parts}); wait for it to finish") from None
+    except ImportError:  # pragma: no cover - not POSIX
+        pass
+    return fd
 
 
 def _done_parts(parts: Path, suffix: str) -> dict[int, dict[str, Any]]:
@@ -183,8 +229,9 @@ def _done_parts(parts: Path, suffix: str) -> dict[int, dict[str, Any]]:
             meta = json.loads(p.read_text())
         except (ValueError, OSError):
             continue
-        if _part_meta_ok(meta) and (parts / f"part-{k:08d}{suffix}").is_file():
-            done[k] = meta  # else the chunk runs again: its part is rewritten
+        part = parts / f"part-{k:08d}{suffix}"
+        if _part_meta_ok(meta) and part.is_file() and _file_digest(part) == meta["sha256"]:
+            done[k] = meta  # else (missing, truncated or changed) the chunk runs again: its part is rewritten
     return done
 
 
@@ -194,7 +241,24 @@ def _part_meta_ok(meta: Any) -> bool:
         return False
     counts = all(isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool) for k in ("images", "rows", "failed"))
     rows = isinstance(meta.get("summary"), list) and all(isinstance(r, list) and len(r) == 2 for r in meta["summary"])
-    return counts and rows and isinstance(meta.get("first"), str) and isinstance(meta.get("last"), str)
+    texts = all(isinstance(meta.get(k), str) for k in ("first", "last", "names", "sha256"))
+    return counts and rows and texts
+
+
+def names_digest(block: list[Named]) -> str:
+    """SHA-256 of a chunk's input names, in order: a resumed run checks its inputs are the same files."""
+    h = hashlib.sha256()
+    for n in block:
+        h.update(n.name.encode("utf-8", "backslashreplace") + b"\0")
+    return h.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _count_in_background(sources: Sequence[str | os.PathLike[str]], run: RunOptions) -> None:

@@ -34,6 +34,7 @@ class MatchResult:
 
 
 FACE_GONE_WEIGHT = 0.5  # face evidence of a face the glare washed out (face_status "fallback") counts half
+NO_FACE_WEIGHT = 1e-3  # face "evidence" of an image with no face found (not_found): below any useful threshold
 
 
 @dataclass
@@ -43,18 +44,23 @@ class Evidence:
     scale: the model's cosine-to-score map (:class:`facecli.card.ScoreScale`); None keeps cosines.
     votes: per probe, photo evidence (:class:`facecli.photo.PhotoVote`) or None.
     face_gone: per probe, True where the face was washed out (its face scores count FACE_GONE_WEIGHT).
+    no_face: per probe, True where no face was found (face_status "not_found": the centred crop's vector
+        says nothing of a person, so its face scores count NO_FACE_WEIGHT; only photo evidence can accept it).
     """
 
     scale: Any = None
     votes: Sequence[Any] | None = None
     face_gone: Sequence[bool] | None = None
+    no_face: Sequence[bool] | None = None
 
     def face_scores(self, cos: np.ndarray) -> np.ndarray:
-        """Face similarities on the score scale, washed-out faces discounted."""
+        """Face similarities on the score scale, washed-out faces discounted, probes without a face all but
+        silenced (their ranking kept)."""
         s = np.asarray(self.scale(cos) if self.scale is not None else cos, dtype=np.float32)
-        if self.face_gone is not None and len(s):
-            gone = np.asarray(self.face_gone, bool)
-            s = np.where(gone[:, None], s * FACE_GONE_WEIGHT, s).astype(np.float32)
+        for flags, weight in ((self.face_gone, FACE_GONE_WEIGHT), (self.no_face, NO_FACE_WEIGHT)):
+            if flags is not None and len(s):
+                rows = np.asarray(flags, bool)
+                s = np.where(rows[:, None], s * weight, s).astype(np.float32)
         return s
 
     def vote(self, i: int) -> Any:
@@ -296,7 +302,7 @@ def run_protocol(
         votes = [None] * len(probes)
         for k, v in zip(need, found, strict=True):
             votes[k] = v
-    evidence = Evidence(scale, votes, [s == "fallback" for s in status])
+    evidence = Evidence(scale, votes, [s == "fallback" for s in status], [s == "not_found" for s in status])
     res = match_embeddings(gallery, embeddings[probes], threshold, top_k,
                            [items[i].identity for i in probes], [items[i].distortion for i in probes],
                            evidence=evidence)

@@ -343,7 +343,8 @@ def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput
     emb = embed_images(model, images, run, extra=photo.inputs if photo else None,
                        on_chunk=(lambda crops, out: votes.update(photo.votes(crops, out))) if photo else None)
     okp = np.flatnonzero(emb.ok)
-    evidence = Evidence(scale, [votes.get(int(i)) for i in okp], [emb.face_status[i] == "fallback" for i in okp])
+    evidence = Evidence(scale, [votes.get(int(i)) for i in okp], [emb.face_status[i] == "fallback" for i in okp],
+                        [emb.face_status[i] == "not_found" for i in okp])
     result = match_embeddings(gallery, emb.vectors[okp], threshold, top_k,
                               None if truth is None else [truth[i] for i in okp],
                               None if kinds is None else [kinds[i] for i in okp], evidence=evidence)

@@ -49,6 +49,9 @@ def verify_pair(model: OnnxModel, a: ImageInput, b: ImageInput, threshold: float
     emb = embed_images(model, [a], quiet)
     if not emb.ok[0]:
         raise FacecliError(f"{input_name(a, 0)}: {emb.failures[0]}")
+    if emb.face_status[0] == "not_found":
+        raise FacecliError(f"no face found in {input_name(a, 0)}: verify compares faces (put the photo with the "
+                           "clearer face first; a second photo without a face is decided by photo evidence only)")
     scale = model.card.score_scale
     photos = None
     if photo_model is not None:
