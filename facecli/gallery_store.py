@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +43,7 @@ DATA_FILES = {"index": ".faiss", "templates": ".npy", "photo_vectors": ".npy", "
 LEGACY_NAMES = {"index": "index.faiss", "templates": "templates.npy", "photo_vectors": "photo_vectors.npy",
                 "thumbnails": "thumbnails.npy"}
 LOCK_TIMEOUT = 30.0  # seconds a writer waits for another before giving up
+META_CAP = 1 << 30  # the largest gallery.json read (about 30 million identity rows)
 READ_ATTEMPTS = 3  # a reader re-reads gallery.json this many times when a writer replaced its files meanwhile
 
 
@@ -172,11 +174,11 @@ def write_version(folder: Path, data: dict[str, bytes], meta: dict[str, Any], ne
 def _named_files(folder: Path) -> set[str]:
     """The data files the current gallery.json names (legacy names when it names none)."""
     try:
-        meta = json.loads((folder / META_FILE).read_text())
+        meta = json.loads(read_regular(folder / META_FILE, META_CAP))
         files = meta.get("files")
         if isinstance(files, dict):
             return {str(f.get("name")) for f in files.values() if isinstance(f, dict)}
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError, FacecliError):
         return set()
     return set(LEGACY_NAMES.values())
 
@@ -200,7 +202,7 @@ def read_version(folder: Path) -> tuple[dict[str, Any], dict[str, bytes | None]]
         raise FacecliError(f"gallery not found: {folder} (build one with 'facecli gallery build')")
     for attempt in range(READ_ATTEMPTS):
         try:
-            raw = (folder / META_FILE).read_bytes()
+            raw = read_regular(folder / META_FILE, META_CAP)
         except FileNotFoundError:
             raise FacecliError(f"{folder} is not a facecli gallery (no {META_FILE}; build one with "
                                "'facecli gallery build')") from None
@@ -208,7 +210,7 @@ def read_version(folder: Path) -> tuple[dict[str, Any], dict[str, bytes | None]]
             raise FacecliError(f"gallery {folder}: cannot read {META_FILE} ({exc.strerror})") from None
         try:
             meta = json.loads(raw, parse_constant=_no_constant)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise FacecliError(f"gallery {folder} is corrupt ({META_FILE} is not valid JSON)") from None
         check_meta(folder, meta)
         try:
@@ -237,8 +239,11 @@ def _read_files(folder: Path, meta: dict[str, Any]) -> dict[str, bytes | None]:
         entry = files.get(key)
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "/" in entry["name"]:
             raise FacecliError(f"gallery {folder} is corrupt ({META_FILE} does not name its {key} file)")
+        size = entry.get("bytes")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0 or not isinstance(entry.get("sha256"), str):
+            raise FacecliError(f"gallery {folder} is corrupt ({META_FILE} gives no size and checksum of its {key} file)")
         path = folder / entry["name"]
-        blob = _read_capped(path, int(entry.get("bytes", -1)))
+        blob = _read_capped(path, size)
         if len(blob) != entry.get("bytes") or hashlib.sha256(blob).hexdigest() != entry.get("sha256"):
             raise FacecliError(f"gallery {folder} is corrupt ({entry['name']} does not match its checksum: "
                                "truncated or changed)")
@@ -248,11 +253,41 @@ def _read_files(folder: Path, meta: dict[str, Any]) -> dict[str, bytes | None]:
 
 def _read_capped(path: Path, cap: int) -> bytes:
     """A file's bytes, refusing (FacecliError) one larger than ``cap`` before reading it."""
-    size = path.stat().st_size
-    if cap >= 0 and size > cap:
-        raise FacecliError(f"gallery {path.parent} is corrupt ({path.name} is {size} bytes, more than its "
-                           f"metadata allows)")
-    return path.read_bytes()
+    return read_regular(path, cap)
+
+
+def read_regular(path: Path, cap: int) -> bytes:
+    """The bytes of ``path``, which must be a regular file (not a link, FIFO or device: those are refused
+    without waiting) of at most ``cap`` bytes, never reading more than that; FileNotFoundError when it is
+    missing, FacecliError otherwise."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        why = "a symbolic link" if path.is_symlink() else (exc.strerror or str(exc))
+        raise FacecliError(f"gallery {path.parent} is corrupt ({path.name}: {why})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FacecliError(f"gallery {path.parent} is corrupt ({path.name} is not a regular file)")
+        if st.st_size > cap:
+            raise FacecliError(f"gallery {path.parent} is corrupt ({path.name} is {st.st_size} bytes, more than its "
+                               "metadata allows)")
+        chunks, left = [], cap + 1
+        while left > 0:
+            block = os.read(fd, min(left, 1 << 20))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
+        data = b"".join(chunks)
+        if len(data) > cap:
+            raise FacecliError(f"gallery {path.parent} is corrupt ({path.name} grew past what its metadata allows)")
+        return data
+    finally:
+        os.close(fd)
 
 
 def _legacy_cap(meta: dict[str, Any], key: str) -> int:

@@ -159,6 +159,9 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         return pd.read_csv(path, keep_default_na=False, dtype=str)
     if fmt == ".jsonl":
         return pd.read_json(path, orient="records", lines=True, dtype=False, precise_float=True)
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pandas()
+    # nullable pandas types, so that whole numbers with blanks (rows of failed files) stay whole numbers
+    nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(), pa.float64(): pd.Float64Dtype()}
+    return pq.read_table(path).to_pandas(types_mapper=nullable.get)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -265,3 +266,120 @@ def test_ray_engine_gives_what_the_local_engine_gives(tmp_path, local_ray, gende
     a, b = rows(tmp_path / "ml.csv"), rows(tmp_path / "mr.csv")
     assert list(a["path"]) == list(b["path"]) and list(a["identity"]) == list(b["identity"])
     assert np.allclose(pd.to_numeric(a["similarity"]), pd.to_numeric(b["similarity"]), atol=1e-5)
+
+
+# ---------------------------------------------------------------- what a hostile review found
+
+
+def test_a_part_of_only_unreadable_files_joins_in_every_format(cli, tmp_path, gender_model):
+    _, onnx = gender_model
+    src = photos(tmp_path / "p", 2)
+    (src / "z1.jpg").write_bytes(b"x")
+    (src / "z2.jpg").write_bytes(b"")
+    for ext in ("parquet", "jsonl", "csv"):
+        out = tmp_path / f"r.{ext}"
+        r = cli("classify", src, "--out", out, "--model", onnx, "--part-size", "2")
+        assert r.code == 0, r.err
+        got = rows(out)
+        assert len(got) == 4 and (got["error"] != "").sum() == 2
+    pq = rows(tmp_path / "r.parquet")
+    assert str(pq["face"].dtype) in ("Int64", "int64") and pq["face"].isna().sum() == 2
+
+
+def test_resume_refuses_changed_inputs_and_redoes_a_damaged_part(tmp_path, gender_model):
+    _, onnx = gender_model
+    src = photos(tmp_path / "p", 12)
+    out = tmp_path / "r.csv"
+    whole = facecli.classify_images(src, onnx, out=tmp_path / "whole.csv", part_size=4, detect="none")
+    assert whole.streamed.images == 12
+    partial = tmp_path / "r.csv.partial"
+    # a run interrupted (Ctrl-C) right after its second part
+    import facecli.batch as batch
+
+    calls = {"n": 0}
+    real = batch.write_json
+
+    def stop_after_two(path, obj):
+        real(path, obj)
+        if path.name.startswith("part-"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+
+    batch.write_json = stop_after_two
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            facecli.classify_images(src, onnx, out=out, part_size=4, detect="none")
+    finally:
+        batch.write_json = real
+    assert len(list(partial.glob("part-*.json"))) == 2
+    # a part damaged on disk is done again; the output is still exactly the uninterrupted one
+    first = partial / "part-00000000.csv"
+    first.write_text(first.read_text().splitlines()[0] + "\n")
+    facecli.classify_images(src, onnx, out=out, part_size=4, detect="none", resume=True)
+    assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    # inputs that changed under a finished part are refused
+    calls["n"] = 0
+    batch.write_json = stop_after_two
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            facecli.classify_images(src, onnx, out=tmp_path / "s.csv", part_size=4, detect="none")
+    finally:
+        batch.write_json = real
+    (src / "p001.jpg").rename(src / "p001b.jpg")
+    with pytest.raises(FacecliError, match="inputs changed"):
+        facecli.classify_images(src, onnx, out=tmp_path / "s.csv", part_size=4, detect="none", resume=True)
+
+
+def test_one_run_at_a_time_writes_an_output(tmp_path, gender_model):
+    import fcntl
+
+    _, onnx = gender_model
+    src = photos(tmp_path / "p", 3)
+    partial = tmp_path / "r.csv.partial"
+    partial.mkdir()
+    (partial / "run.json").write_text("{}")
+    fd = os.open(partial / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a live run holds it
+    try:
+        for resume in (False, True):
+            with pytest.raises(FacecliError, match="another facecli run is writing r.csv now"):
+                facecli.classify_images(src, onnx, out=tmp_path / "r.csv", resume=resume)
+    finally:
+        os.close(fd)
+
+
+def test_names_that_are_not_utf8_get_rows(cli, tmp_path, gender_model):
+    _, onnx = gender_model
+    src = photos(tmp_path / "p", 1)
+    bad = os.fsdecode(b"bad\xff.jpg")
+    shutil.copy(src / "p000.jpg", src / bad)
+    for ext in ("csv", "parquet", "jsonl"):
+        out = tmp_path / f"r.{ext}"
+        assert cli("classify", src, "--out", out, "--model", onnx).code == 0
+        assert "bad\\xff.jpg" in list(rows(out)["path"])
+
+
+def test_negative_box_numbers_are_not_taken_for_formulas():
+    from facecli.outputs import neutralise_formulas
+
+    t = pd.DataFrame({"path": ["-a.jpg"], "box": ["-25 101 184 311"], "landmarks": ["-2.5 3.0"]})
+    got = neutralise_formulas(t)
+    assert got["path"][0] == "'-a.jpg" and got["box"][0] == "-25 101 184 311" and got["landmarks"][0] == "-2.5 3.0"
+
+
+def test_images_without_a_face_are_not_matched_on_face_evidence(pair, tmp_path):
+    from facecli.protocols import Evidence
+
+    ev = Evidence(None, None, [False, False], [False, True])
+    s = ev.face_scores(np.array([[0.9, 0.2], [0.99, 0.5]], np.float32))
+    assert s[0, 0] == pytest.approx(0.9) and s[1].max() < 0.01 and s[1, 0] > s[1, 1]  # ranking kept
+    blank = write(tmp_path / "blank.jpg", np.full((200, 200, 3), 120, np.uint8))
+    with pytest.raises(FacecliError, match="no face found"):
+        facecli.verify(blank, pair[0])
+    assert not facecli.verify(pair[0], blank).same
+
+
+def test_an_empty_input_path_is_refused(cli, tmp_path):
+    r = cli("classify", "", "--out", tmp_path / "r.csv")
+    assert r.code == 2 and "empty path" in r.err

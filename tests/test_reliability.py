@@ -528,3 +528,23 @@ def test_an_older_gallery_reads_as_it_is_and_is_converted_on_its_next_write(tmp_
     Gallery.update(g, add_one("e"))
     assert not (g / "templates.npy").exists()  # kept one version for readers, then removed
     assert Gallery.load(g).identities == ["a", "b", "c", "d", "e"]
+
+
+def test_data_files_that_are_not_regular_files_are_refused_without_waiting(cli, tmp_path):
+    g = tmp_path / "g"
+    toy_gallery(["a"]).save(g)
+    name = json.loads((g / "gallery.json").read_text())["files"]["templates"]["name"]
+    cases = {"fifo": lambda p: os.mkfifo(p), "device": lambda p: p.symlink_to("/dev/zero")}
+    for what, make in cases.items():
+        (g / name).unlink()
+        make(g / name)
+        r = run_python("import sys\nfrom facecli.cli import main\nsys.argv = ['facecli', 'gallery', 'info', "
+                       f"{str(g)!r}]\nmain()", timeout=30)
+        assert r.returncode == 2, (what, r.stderr)
+        one_error_line(r.stderr, "corrupt", name)
+    meta = json.loads((g / "gallery.json").read_text())
+    meta["files"]["templates"]["bytes"] = "abc"
+    (g / "gallery.json").write_text(json.dumps(meta))
+    one_error_line(cli("gallery", "info", g).err, "size and checksum")
+    (g / "gallery.json").write_text("[" * 100000 + "]" * 100000)
+    one_error_line(cli("gallery", "info", g).err, "not valid JSON")
