@@ -103,12 +103,12 @@ def test_a_gallery_built_before_photo_evidence_and_score_scales_still_matches(ga
     meta["threshold"] = 0.97
     (g / "gallery.json").write_text(json.dumps(meta))
     probes = tmp_path / "p"
-    write(probes / "a.png", bgr("coffee"))
+    write(probes / "a.png", cv2.flip(bgr("astronaut"), 1))  # another photo of a face in the gallery
     r = cli("match", probes, "-g", g, "--layout", "plain", "--out", tmp_path / "m.csv")
     assert r.code == 0, r.err
     assert "face evidence only" in r.out + r.err and "stored before score scales" in r.out + r.err
     row = pd.read_csv(tmp_path / "m.csv", keep_default_na=False).iloc[0]
-    assert row["identity"] == "coffee" and row["evidence"] == "face"
+    assert row["identity"] == "astronaut" and row["evidence"] == "face"
 
 
 def test_adding_to_a_photo_gallery_keeps_photo_evidence_for_new_people(gallery_root, tmp_path):
