@@ -36,7 +36,7 @@ from facecli.card import check_task, resolve_threshold
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
 from facecli.gallery_store import LOCK_TIMEOUT
-from facecli.options import Device, Layout, Objective, Probes, RunOptions, Split, Task, choices
+from facecli.options import PART_SIZE, Device, Layout, Objective, Probes, RunOptions, Split, Task, choices
 from facecli.pipeline import ImageInput, load_input
 from facecli.runtime import OnnxModel
 from facecli.runtime import load_model as _load_model
@@ -190,7 +190,7 @@ def frame_gender(options: RunOptions | None = None) -> Any:
 
 def classify_images(images: Images, model: ModelArg = None, *, threshold: float | None = None, frame: bool = True,
                     out: str | os.PathLike | None = None, resume: bool = False, raw: bool = False,
-                    part_size: int = 512, options: RunOptions | None = None, **run: Any) -> ClassifyRun:
+                    part_size: int = PART_SIZE, options: RunOptions | None = None, **run: Any) -> ClassifyRun:
     """Male/female for every face in ``images``: ``.table`` has one row per face, largest first within an image.
 
     Columns: path (relative to a scanned folder; ``<array N>`` for arrays), face, label, p_female,
@@ -215,11 +215,12 @@ def classify_images(images: Images, model: ModelArg = None, *, threshold: float 
     opts = RunOptions.of(options, **run)
     m = _model(model, "gender", opts)
     thr, source = resolve_threshold(m.card, threshold)
-    if out is not None and _sources(images) is not None:
+    sources = _sources(images)
+    if out is not None and sources is not None:
         job = ClassifyJob(str(m.path), thr, frame, opts).load(m)
         info = {"command": "classify", "model": m.sha256, "threshold": thr, "frame": frame,
-                "detect": opts.detect, "restore": opts.restore, "sources": [str(s) for s in _sources(images)]}
-        done = _stream(_sources(images), job, out, info, opts, resume, raw, part_size)
+                "detect": opts.detect, "restore": opts.restore, "sources": [str(s) for s in sources]}
+        done = _stream(sources, job, out, info, opts, resume, raw, part_size)
         return ClassifyRun(None, done.images, thr, source, m.card.labels, streamed=done)
     if resume:
         raise FacecliError("resume needs out (the output of the interrupted run) and images given as paths")
@@ -243,8 +244,8 @@ def _sources(images: Any) -> list[str | os.PathLike] | None:
 
 
 def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any], opts: RunOptions, resume: bool,
-            raw: bool, part_size: int, named: Any = None):
-    """Run ``job`` over ``sources`` (or ``named`` inputs) streamed into ``out`` on the chosen engine."""
+            raw: bool, part_size: int):
+    """Run ``job`` over ``sources`` streamed into ``out`` on the chosen engine."""
     from facecli.atomic import check_output_file
     from facecli.batch import local_mapper, run_streamed
     from facecli.outputs import output_format
@@ -253,13 +254,12 @@ def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any
     check_int("part_size", part_size, 1, 1_000_000)
     check_output_file(out, inputs=[s for s in sources if os.fspath(s) != "-"])
     if opts.engine != "ray":
-        return run_streamed(sources, local_mapper(job), out, info, opts, resume=resume, raw=raw, chunk=part_size,
-                            named=named)
+        return run_streamed(sources, local_mapper(job), out, info, opts, resume=resume, raw=raw, chunk=part_size)
     from facecli.engines import ray_mapper
 
     mapper = ray_mapper(job, opts)  # joins the cluster now: an unreachable one fails before any output
     try:
-        return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, chunk=part_size, named=named)
+        return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, chunk=part_size)
     finally:
         mapper.close()
 
@@ -368,7 +368,7 @@ def add_to_gallery(gallery: str | os.PathLike, root: str | os.PathLike, model: M
 def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: ModelArg = None, *,
                  threshold: float | None = None, top_k: int = 5, which: str = "distorted", layout: str = "auto",
                  out: str | os.PathLike | None = None, resume: bool = False, raw: bool = False,
-                 report: str | os.PathLike | None = None, plots: bool = False, part_size: int = 512,
+                 report: str | os.PathLike | None = None, plots: bool = False, part_size: int = PART_SIZE,
                  options: RunOptions | None = None, **run: Any) -> MatchRun:
     """Who each probe is: the nearest gallery identity when its similarity reaches the threshold, else
     "unknown".

@@ -28,11 +28,10 @@ import pandas as pd
 from facecli.atomic import write_json
 from facecli.errors import FacecliError
 from facecli.inputs import Named, check_sources, chunks, iter_inputs
-from facecli.options import RunOptions
+from facecli.options import PART_SIZE, RunOptions
 from facecli.outputs import assemble, output_format, write_table
 
 PARTIAL = ".partial"
-CHUNK = 512  # inputs per durable part
 Rows = list[tuple[str, Any]]
 # process(chunk) -> (rows of the chunk, summary rows of the chunk)
 Process = Callable[[list[Named]], tuple[pd.DataFrame, Rows]]
@@ -84,45 +83,37 @@ def partial_folder(out: Path) -> Path:
 
 def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out: str | os.PathLike[str],
                  run_info: dict[str, Any], run: RunOptions, *, resume: bool = False, raw: bool = False,
-                 chunk: int = CHUNK, failed: Callable[[pd.DataFrame], int] | None = None,
-                 named: Iterable[Named] | None = None) -> Streamed:
-    """Run ``mapper`` over the inputs of ``sources`` (or the given ``named`` inputs) chunk by chunk, writing
-    each chunk's rows as a part of ``out``, then join the parts into ``out``.
+                 chunk: int = PART_SIZE) -> Streamed:
+    """Run ``mapper`` over the inputs of ``sources`` chunk by chunk, writing each chunk's rows as a part of
+    ``out``, then join the parts into ``out``.
 
     ``run_info`` says what the run is (command, model, threshold, options): a resumed run must be the same.
-    ``failed(table)`` counts a chunk's rows of files that failed (default: non-empty ``error``).
     """
     out = Path(out)
     output_format(out)
-    if named is None:
-        check_sources(sources)
+    check_sources(sources)
     parts = partial_folder(out)
     info = {"facecli_partial": 1, "chunk": chunk, "raw": raw, "format": out.suffix.lower(), **run_info}
     lock = _open_partial(parts, info, resume)
     try:
-        return _run(parts, info, sources, mapper, out, run, raw, chunk, failed, named)
+        return _run(parts, info, sources, mapper, out, run, raw, chunk)
     finally:
         os.close(lock)
 
 
 def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[str]], mapper: Mapper,
-         out: Path, run: RunOptions, raw: bool, chunk: int, failed: Callable[[pd.DataFrame], int] | None,
-         named: Iterable[Named] | None) -> Streamed:
+         out: Path, run: RunOptions, raw: bool, chunk: int) -> Streamed:
     done = _done_parts(parts, info["format"])
     res = Streamed(out)
-    count_failed = failed or (lambda t: int((t["error"].astype(str) != "").sum()) if "error" in t else 0)
-    stream = named if named is not None else iter_inputs(sources)
+    stream = iter_inputs(sources)
     seen = [0]
     n_chunks = [0]
-    if named is None:
-        _count_in_background(sources, run)
+    _count_in_background(sources, run)
 
     def todo() -> Iterator[tuple[int, list[Named]]]:
         for k, block in enumerate(chunks(stream, chunk)):
             seen[0] += len(block)
             n_chunks[0] = k + 1
-            if named is not None:
-                run.total(seen[0])
             if k in done:
                 meta = done[k]
                 if meta["names"] != names_digest(block) or meta["images"] != len(block):
@@ -142,7 +133,7 @@ def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[
         part = parts / f"part-{k:08d}{info['format']}"
         write_table(part, table, raw=raw)
         meta = {"first": first, "last": last, "images": n, "names": names, "sha256": _file_digest(part),
-                "rows": len(table), "failed": count_failed(table), "summary": [[name, v] for name, v in rows]}
+                "rows": len(table), "failed": failed_rows(table), "summary": [[name, v] for name, v in rows]}
         write_json(parts / f"part-{k:08d}.json", meta)  # last: the part now counts as done
         _add(res, meta)
     if seen[0] == 0:
@@ -154,6 +145,11 @@ def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[
     assemble(files, out)
     shutil.rmtree(parts, ignore_errors=True)
     return res
+
+
+def failed_rows(table: pd.DataFrame) -> int:
+    """A chunk's rows of files that failed (a non-empty ``error``)."""
+    return int((table["error"].astype(str) != "").sum()) if "error" in table else 0
 
 
 def _add(res: Streamed, meta: dict[str, Any]) -> None:

@@ -234,7 +234,7 @@ def _read_files(folder: Path, meta: dict[str, Any]) -> dict[str, bytes | None]:
     out: dict[str, bytes | None] = {"index": None}
     for key in wanted:
         if files is None:  # an older gallery: no checksums
-            out[key] = _read_capped(folder / LEGACY_NAMES[key], _legacy_cap(meta, key))
+            out[key] = read_regular(folder / LEGACY_NAMES[key], _legacy_cap(meta, key))
             continue
         entry = files.get(key)
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "/" in entry["name"]:
@@ -243,17 +243,12 @@ def _read_files(folder: Path, meta: dict[str, Any]) -> dict[str, bytes | None]:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0 or not isinstance(entry.get("sha256"), str):
             raise FacecliError(f"gallery {folder} is corrupt ({META_FILE} gives no size and checksum of its {key} file)")
         path = folder / entry["name"]
-        blob = _read_capped(path, size)
+        blob = read_regular(path, size)
         if len(blob) != entry.get("bytes") or hashlib.sha256(blob).hexdigest() != entry.get("sha256"):
             raise FacecliError(f"gallery {folder} is corrupt ({entry['name']} does not match its checksum: "
                                "truncated or changed)")
         out[key] = blob
     return out
-
-
-def _read_capped(path: Path, cap: int) -> bytes:
-    """A file's bytes, refusing (FacecliError) one larger than ``cap`` before reading it."""
-    return read_regular(path, cap)
 
 
 def read_regular(path: Path, cap: int) -> bytes:

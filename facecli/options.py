@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 from facecli.validate import check_choice, check_int
 
 Progress = Callable[[int], None] | None
+PART_SIZE = 512  # inputs per durable part of a streamed run's output (--part-size; facecli.batch)
 
 # ------------------------------------------------------------------ choice sets
 

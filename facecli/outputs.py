@@ -106,13 +106,12 @@ def _blank(v: object) -> bool:
     return v is None or (isinstance(v, str) and v == "") or (isinstance(v, float) and math.isnan(v))
 
 
-def write_table(out: str | os.PathLike[str], table: pd.DataFrame, *, raw: bool = False, header: bool = True) -> None:
+def write_table(out: str | os.PathLike[str], table: pd.DataFrame, *, raw: bool = False) -> None:
     """Write ``table`` to ``out`` atomically in the format its extension names. CSV cells that would start a
     formula are neutralised unless ``raw``; Parquet and JSON lines keep raw values and real lists."""
     fmt = output_format(out)
     if fmt == ".csv":
-        t = table if raw else neutralise_formulas(table)
-        write_with(out, lambda tmp: t.to_csv(tmp, index=False, header=header))
+        write_csv(out, table, raw=raw)
     elif fmt == ".jsonl":
         records = typed(table).to_dict(orient="records")
         text = "".join(json.dumps(strict_json(r), ensure_ascii=False, default=_json_default) + "\n" for r in records)

@@ -248,6 +248,7 @@ class MatchRun:
     gallery_evidence: str = "face"  # what the gallery holds: "face and photo", or "face"
     strangers_accepted: float | None = None  # share of strangers the model's validation data says pass
     streamed: Streamed | None = None
+    report_dir: Path | None = None  # where :meth:`save` wrote the report (runs with ground truth)
 
     def summary_rows(self) -> list[tuple[str, Any]]:
         """Probes, accepted, unknown, evidence and face status counts, files that failed, the threshold and its
@@ -286,27 +287,20 @@ class MatchRun:
         get a leading ``'`` unless ``raw`` (:mod:`facecli.outputs`)."""
         from facecli.atomic import check_output_file
         from facecli.outputs import write_table
+        from facecli.report import write_identity_report
+        from facecli.summary import open_set_note
 
         out = Path(out)
         if self.table is None:
             raise FacecliError(f"this run was streamed into {self.streamed.out}; read it with facecli.read_results")
         check_output_file(out)
         write_table(out, self.table, raw=raw)
-        return self.write_report(out, report, plots, extra)
-
-    def write_report(self, out: str | os.PathLike, report: str | os.PathLike | None = None, plots: bool = False,
-                     extra: dict[str, Any] | None = None) -> Path | None:
-        """With ground truth, write the report folder (default: ``<out stem>_report`` next to ``out``) and return
-        it; None without ground truth."""
-        from facecli.report import write_identity_report
-        from facecli.summary import open_set_note
-
         if self.result is None:
             return None
-        out = Path(out)
         rdir = Path(report) if report is not None else out.with_name(out.stem + "_report")
         write_identity_report(self.result, rdir, extra={**(extra or {}), "note": open_set_note(self.result.metrics)},
                               plots=plots)
+        self.report_dir = rdir
         return rdir
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from facecli.cli import common
-from facecli.options import RunOptions
+from facecli.options import PART_SIZE, RunOptions
 
 
 @common.with_run_options
@@ -25,7 +25,7 @@ def classify_cmd(
                                                                    "face+frame (default).")] = True,
     raw_csv: common.RawCsvOpt = False,
     resume: common.ResumeOpt = False,
-    part_size: common.PartSizeOpt = 512,
+    part_size: common.PartSizeOpt = PART_SIZE,
     engine: common.EngineOpt = common.Engine.local,
     address: common.AddressOpt = None,
     *,

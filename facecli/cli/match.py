@@ -29,7 +29,7 @@ from facecli.cli.common import (
     wrote,
 )
 from facecli.gallery_store import LOCK_TIMEOUT
-from facecli.options import Engine, Layout, Objective, Probes, RunOptions
+from facecli.options import PART_SIZE, Engine, Layout, Objective, Probes, RunOptions
 
 
 @with_run_options
@@ -56,7 +56,7 @@ def match_cmd(
     = None,
     raw_csv: RawCsvOpt = False,
     resume: ResumeOpt = False,
-    part_size: PartSizeOpt = 512,
+    part_size: PartSizeOpt = PART_SIZE,
     engine: EngineOpt = Engine.local,
     address: AddressOpt = None,
     *,
@@ -81,12 +81,11 @@ def match_cmd(
     print_rows("match summary", res.summary_rows())
     shown = " ".join(map(str, probe_inputs))
     if res.result is not None:
-        rdir = Path(report) if report is not None else out.with_name(out.stem + "_report")
         print_identity_report(c, res.result, f"match {shown} against {gallery}")
         note = open_set_note(res.result.metrics)
         if note:
             c.print(note)
-        wrote(out, f" and report in {rdir.resolve()}")
+        wrote(out, f" and report in {res.report_dir.resolve()}")
     else:
         wrote(out, " (no ground truth: no metrics)")
     if res.all_failed:
