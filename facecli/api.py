@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facecli.card import check_task, resolve_threshold
+from facecli.decision import decide
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
 from facecli.gallery_store import LOCK_TIMEOUT
@@ -366,7 +367,8 @@ def add_to_gallery(gallery: str | os.PathLike, root: str | os.PathLike, model: M
 
 
 def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: ModelArg = None, *,
-                 threshold: float | None = None, top_k: int = 5, which: str = "distorted", layout: str = "auto",
+                 threshold: float | None = None, fpir: float | None = None, top_k: int = 5,
+                 which: str = "distorted", layout: str = "auto",
                  out: str | os.PathLike | None = None, resume: bool = False, raw: bool = False,
                  report: str | os.PathLike | None = None, plots: bool = False, part_size: int = PART_SIZE,
                  options: RunOptions | None = None, **run: Any) -> MatchRun:
@@ -377,8 +379,10 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
     then known and the result is scored; ``which`` picks distorted, clean or all images), any folder of
     images (``layout="plain"``; "auto" takes the identity layout only when the folder has it), files, "-"
     (paths on standard input), a list of them, or images and arrays. ``model`` None uses the model that
-    built the gallery. ``threshold`` defaults to the gallery's (calibrated, else the model's
-    validation-tuned one). ``top_k`` nearest identities are listed.
+    built the gallery. The decision (:func:`facecli.decision.decide`): ``threshold`` is a raw score; else
+    ``fpir``, the share of strangers to accept (default 1%), sets it through the model's false-match curve
+    for this gallery's size (a stranger is compared with every photo in it); a threshold stored by
+    ``calibrate`` applies when neither is given. ``top_k`` nearest identities are listed.
 
     With ``out`` (.csv, .parquet or .jsonl) and probes without ground truth given as paths, the run streams
     into ``out`` in durable parts (``.table`` is None, ``.streamed`` says what was written; ``resume``
@@ -396,17 +400,18 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
     g = _gallery(gallery)
     m = model_for_gallery(g, model, options=opts)
     pm = photo_model_for(g, options=opts)
-    thr, source = resolve_threshold(m.card, threshold, *g.threshold_on(m.card.score_scale))
-    strangers = m.card.strangers_accepted(thr)
+    dec = decide(m.card, threshold=threshold, fpir=fpir, comparisons=len(g.rows),
+                 stored=g.calibrated_threshold(m.card.score_scale))
+    thr = dec.threshold
     sources = _sources(probes)
     scored = sources is not None and _identity_layout(sources, which, layout)
     if out is not None and sources is not None and not scored:
-        job = MatchJob(str(m.path), g, thr, source, top_k, opts).load(m, pm)
+        job = MatchJob(str(m.path), g, dec, top_k, opts).load(m, pm)
         info = {"command": "match", "model": m.sha256, "gallery": g.meta.get("updated"), "threshold": thr,
                 "top_k": top_k, "detect": opts.detect, "restore": opts.restore,
                 "sources": [str(s) for s in sources]}
         done = _stream(sources, job, out, info, opts, resume, raw, part_size)
-        return MatchRun(None, None, thr, source, g.evidence, strangers, streamed=done)
+        return MatchRun(None, None, dec, g.evidence, streamed=done)
     if resume:
         raise FacecliError("resume applies to a match streamed into out: probes without ground truth, given as "
                            "paths (a scored match runs in one piece)")
@@ -428,7 +433,7 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
         items, root = _inputs(probes)
         opts.total(len(items))
         table, result = match_images(m, g, items, thr, opts, root=root, top_k=top_k, photo_model=pm)
-    res = MatchRun(table, result, thr, source, g.evidence, strangers)
+    res = MatchRun(table, result, dec, g.evidence)
     if out is not None:
         res.save(out, report, plots=plots, raw=raw,
                  extra={"probes": [str(s) for s in sources] if sources else None, "gallery": str(gallery)
@@ -450,13 +455,14 @@ def _identity_layout(sources: list, which: str, layout: str) -> bool:
 
 
 def verify(a: ImageInput, b: ImageInput, model: ModelArg = None, *, threshold: float | None = None,
-           photo: bool = True, options: RunOptions | None = None, **run: Any) -> Any:
+           fmr: float | None = None, photo: bool = True, options: RunOptions | None = None, **run: Any) -> Any:
     """Are ``a`` and ``b`` (files or RGB arrays) the same person? Returns a :class:`~facecli.verification.Verdict`:
-    ``same``, ``similarity`` (a score in [0, 1] on the model's scale), the ``threshold`` used (default: the
-    model's, tuned on validation data) and its source, the ``evidence`` that decided (face, photo or both)
-    and each photo's ``face_status``. ``photo`` (default) also tests whether ``b`` is a degraded copy of
-    ``a`` (:mod:`facecli.photo`), as a gallery built with photo evidence does. FacecliError when either photo
-    cannot be read.
+    ``same``, ``similarity`` (a score in [0, 1] on the model's scale), the ``threshold`` used and its source
+    (``threshold``, a raw score; else ``fmr``, the share of different-person pairs to accept, default 1e-3,
+    through the model's false-match curve), the false-match rates at the threshold and at the similarity,
+    the ``evidence`` that decided (face, photo or both) and each photo's ``face_status``. ``photo`` (default)
+    also tests whether ``b`` is a degraded copy of ``a`` (:mod:`facecli.photo`), as a gallery built with photo
+    evidence does. FacecliError when either photo cannot be read.
     """
     from facecli.verification import verify_pair
 
@@ -465,9 +471,9 @@ def verify(a: ImageInput, b: ImageInput, model: ModelArg = None, *, threshold: f
         if isinstance(x, str | os.PathLike) and not Path(x).is_file():
             raise FacecliError(f"not a file: {x}")
     m = _model(model, "identity", opts)
-    thr, source = resolve_threshold(m.card, threshold)
+    dec = decide(m.card, threshold=threshold, fmr=fmr)
     pm = photo_model_for(None, options=opts) if photo else None
-    return verify_pair(m, a, b, thr, source, opts, pm)
+    return verify_pair(m, a, b, dec, opts, pm)
 
 
 def read_results(path: str | os.PathLike) -> Any:
@@ -500,7 +506,7 @@ def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, mod
                             photo_model=photo_model_for(g, options=opts))
     scale = m.card.score_scale
     Gallery.update(gallery, lambda current: current.meta.update(
-        threshold=res["threshold"], threshold_source=res["source"],
+        threshold=res["threshold"], threshold_source=res["source"], threshold_calibrated=True,
         score_scale=None if scale is None else scale.to_dict()), check_lock_timeout(lock_timeout))
     return res
 

@@ -41,7 +41,9 @@ def calibrate_gallery(model: OnnxModel, gallery: Gallery, data: Path, run: RunOp
     """Match the labelled probes of ``data`` against ``gallery`` (with its photo evidence when ``photo_model``
     is given), choose the threshold on the model's score scale and set it in the gallery's metadata (the
     caller saves the gallery). Returns the threshold and the figures at it."""
-    thr0, _ = gallery.threshold_on(model.card.score_scale)
+    from facecli.decision import decide
+
+    thr0 = decide(model.card, comparisons=len(gallery.rows)).threshold
     _, result = match_folder(model, gallery, data, thr0, run, which=which, layout="identity", photo_model=photo_model)
     if result is None:
         raise FacecliError(f"{data} has no ground truth (identity layout needed)")
@@ -49,6 +51,7 @@ def calibrate_gallery(model: OnnxModel, gallery: Gallery, data: Path, run: RunOp
     ver = verification_metrics(result.genuine, result.impostor, thr)
     source = f"calibrated on {data} ({'maximum F1' if objective == 'f1' else f'FAR <= {far:g}'})"
     scale = model.card.score_scale
-    gallery.meta.update(threshold=thr, threshold_source=source, score_scale=None if scale is None else scale.to_dict())
+    gallery.meta.update(threshold=thr, threshold_source=source, threshold_calibrated=True,
+                        score_scale=None if scale is None else scale.to_dict())
     return {"threshold": thr, "source": source, "far": ver["far"], "tar": ver["recall"], "f1": ver["f1"],
             "genuine": ver["pairs_genuine"], "impostor": ver["pairs_impostor"]}

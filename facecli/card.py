@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from facecli.calibration import FalseMatchCurve
 from facecli.errors import FacecliError
 from facecli.face.preprocess import Preprocessing
 
@@ -110,6 +111,9 @@ class ModelCard:
         on validation data, for warning when a threshold would let most strangers in.
     embeds_like: sha256 digests of model files with the same weights (the card alone differs): galleries
         built with them stay valid.
+    false_match: identity only: the per-comparison false-match rate against score, measured on held-out
+        people (:class:`facecli.calibration.FalseMatchCurve`): ``verify`` and ``match`` take their default
+        thresholds from it (:func:`facecli.calibration.decide`). None: the card's ``threshold`` applies.
     """
 
     task: str
@@ -124,6 +128,7 @@ class ModelCard:
     score_scale: ScoreScale | None = None
     stranger_curve: tuple[tuple[float, float], ...] = ()
     embeds_like: tuple[str, ...] = ()
+    false_match: FalseMatchCurve | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -168,6 +173,8 @@ class ModelCard:
                 d["stranger_curve"] = [list(p) for p in self.stranger_curve]
             if self.embeds_like:
                 d["embeds_like"] = list(self.embeds_like)
+            if self.false_match is not None:
+                d["false_match"] = self.false_match.to_dict()
         return d
 
     @property
@@ -175,8 +182,14 @@ class ModelCard:
         """What identity similarities are: "score" (on the model's scale) or "cosine"."""
         return "score" if self.score_scale is not None else "cosine"
 
-    def strangers_accepted(self, threshold: float) -> float | None:
-        """The share of strangers the model's validation data says ``threshold`` lets in (None: not measured)."""
+    def strangers_accepted(self, threshold: float, comparisons: int | None = None) -> float | None:
+        """The share of strangers ``threshold`` lets in: for a gallery of ``comparisons`` photos through the
+        false-match curve when the card has one, else as the model's validation data measured it (None: not
+        measured)."""
+        if self.false_match is not None and comparisons is not None:
+            from facecli.calibration import fpir_of
+
+            return fpir_of(self.false_match.fmr(threshold), comparisons)
         if not self.stranger_curve:
             return None
         import numpy as np
@@ -207,7 +220,8 @@ class ModelCard:
                    metrics=metrics, created=str(d.get("created") or ""),
                    score_scale=ScoreScale.from_dict(d.get("score_scale")),
                    stranger_curve=tuple((float(a), float(b)) for a, b in d.get("stranger_curve") or ()),
-                   embeds_like=tuple(str(x) for x in d.get("embeds_like") or ()))
+                   embeds_like=tuple(str(x) for x in d.get("embeds_like") or ()),
+                   false_match=FalseMatchCurve.from_dict(d.get("false_match")))
 
 
 def resolve_threshold(card: ModelCard, override: float | None = None, stored: float | None = None,

@@ -144,6 +144,15 @@ class Gallery:
             return float(scale(t)), f"{source} (cosine {t:.4f}, stored before score scales, read as a score)"
         return t, source
 
+    def calibrated_threshold(self, scale: Any) -> tuple[float, str] | None:
+        """The threshold ``facecli calibrate`` chose on the user's own data (see :meth:`threshold_on`), or None
+        when the gallery keeps only the model's default from when it was built (the decision then follows the
+        question asked: :func:`facecli.decision.decide`)."""
+        calibrated = self.meta.get("threshold_calibrated")
+        if calibrated is None:  # galleries written before the flag: calibrate wrote "calibrated on ..."
+            calibrated = self.threshold_source.startswith("calibrated")
+        return self.threshold_on(scale) if calibrated else None
+
     def upsert(self, rows: Sequence[str], vectors: np.ndarray, image_counts: dict[str, int],
                photos: PhotoSet | None = None) -> tuple[int, int]:
         """Add identities, replacing any already present (their photo evidence too, when the gallery keeps
@@ -297,9 +306,12 @@ class Gallery:
         lists the gallery's model among ``same_weights``, its ``embeds_like``, is the same model)."""
         want = self.meta.get("model", {}).get("sha256")
         if want != sha256 and want not in same_weights:
+            source = self.meta.get("source")
+            how = f"'facecli gallery build {source} -g <folder>'" if source else "'facecli gallery build'"
             raise FacecliError(
                 f"gallery was built with another model ({self.meta.get('model', {}).get('path')}, "
-                f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...); rebuild the gallery"
+                f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...), whose embeddings differ "
+                f"(a new model version, or another model); rebuild the gallery from its photos with {how}"
             )
 
 

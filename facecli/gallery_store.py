@@ -347,6 +347,8 @@ def check_meta(folder: Path, meta: Any) -> None:
             raise bad(key, "must be true or false")
     if not isinstance(meta.get("threshold_source", ""), str | type(None)):
         raise bad("threshold_source", "must be text")
+    if not isinstance(meta.get("threshold_calibrated", False), bool | type(None)):
+        raise bad("threshold_calibrated", "must be true or false")
     if meta.get("index") not in (None, "hnsw", "flat_inner_product"):
         raise bad("index", "must be hnsw or flat_inner_product")
     scale = meta.get("score_scale")

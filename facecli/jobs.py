@@ -71,8 +71,7 @@ class MatchJob(Job):
 
     model_path: str
     gallery: Any  # facecli.gallery.Gallery
-    threshold: float
-    threshold_source: str
+    decision: Any  # facecli.decision.Decision: the threshold, its source and what it means for this gallery
     top_k: int
     options: RunOptions
     _model: Any = field(default=None, repr=False, compare=False)
@@ -91,10 +90,10 @@ class MatchJob(Job):
 
         if self._model is None:
             self.load()
-        table, _ = match_images(self._model, self.gallery, [n.item for n in block], self.threshold, self.options,
+        table, _ = match_images(self._model, self.gallery, [n.item for n in block], self.decision.threshold, self.options,
                                 names=[n.name for n in block], top_k=self.top_k, photo_model=self._photo)
         table = table.reindex(columns=MATCH_COLUMNS)
         for col in ("path", "identity", "nearest", "top_k", "top_k_similarity", "evidence", "face_status",
                     "restored", "error"):
             table[col] = table[col].fillna("")
-        return table, match_rows(table, self.threshold, self.threshold_source, self.gallery.evidence)
+        return table, match_rows(table, self.decision.rows(), self.gallery.evidence)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from facecli.batch import Streamed
+from facecli.decision import Decision
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery, PhotoSet, build_templates
 from facecli.gallery_store import LOCK_TIMEOUT
@@ -63,6 +64,7 @@ class GalleryReport:
     images: int
     failures: dict[str, str]  # path -> error
     skipped_identities: list[str]  # no usable clean image
+    without_face: int = 0  # photos in which no face was found: photo evidence only (their face vector is zero)
 
 
 @dataclass
@@ -74,6 +76,7 @@ class GalleryBuild:
     report: GalleryReport
     added: int | None = None
     replaced: int | None = None
+    decision: Decision | None = None  # the threshold match takes by default for this gallery
 
     @property
     def table(self) -> pd.DataFrame:
@@ -86,7 +89,7 @@ class GalleryBuild:
         """What the build or add put in, and what the gallery now holds."""
         from facecli.summary import gallery_rows
 
-        rows = gallery_rows(self.report, self.gallery)
+        rows = gallery_rows(self.report, self.gallery, self.decision.rows() if self.decision else ())
         if self.added is not None:
             rows[:1] = [("identities added", self.added), ("identities replaced", self.replaced)]
         return rows
@@ -135,14 +138,17 @@ def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_d
     if not ok_items:
         raise FacecliError(f"no gallery image under {root} could be read")
     ids = [it.identity for it in ok_items]
-    vecs = emb.vectors[emb.ok]
+    # a photo with no face found gives no face evidence: its vector is zero (it matches nothing on the face; the
+    # centred crop of a non-face would otherwise look like a face to the model), photo evidence still names it
+    no_face = np.array([s == "not_found" for s, ok in zip(emb.face_status, emb.ok, strict=True) if ok], bool)
+    vecs = np.where(no_face[:, None], 0.0, emb.vectors[emb.ok]).astype(np.float32)
     if per_image:
         rows, vectors = ids, vecs
         counts = pd.Series(ids).value_counts().to_dict()
     else:
         rows, vectors, cnt = build_templates(vecs, ids)
         counts = dict(zip(rows, cnt, strict=True))
-    report = GalleryReport(len(set(rows)), len(ok_items), failures, sorted(missing + lost))
+    report = GalleryReport(len(set(rows)), len(ok_items), failures, sorted(missing + lost), int(no_face.sum()))
     photos = None if photo_model is None else photo_set(photo_model, ok_items, run)
     return rows, vectors, counts, report, photos
 
@@ -179,7 +185,14 @@ def build_gallery(model: OnnxModel, root: Path, run: RunOptions, *, include_dist
     gallery = Gallery.create(rows, vectors, counts, model_info(model), model.card.threshold, per_image=per_image,
                              score_scale=None if scale is None else scale.to_dict(), photos=photos)
     gallery.meta["source"] = str(root)
-    return GalleryBuild(gallery, report)
+    return GalleryBuild(gallery, report, decision=default_decision(model, gallery))
+
+
+def default_decision(model: OnnxModel, gallery: Gallery) -> Decision:
+    """The threshold ``match`` takes for ``gallery`` when none is asked for (:func:`facecli.decision.decide`)."""
+    from facecli.decision import decide
+
+    return decide(model.card, comparisons=len(gallery.rows), stored=gallery.calibrated_threshold(model.card.score_scale))
 
 
 def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, run: RunOptions, *,
@@ -207,7 +220,7 @@ def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, run: RunOpti
         return g.upsert(rows, vecs, counts, photos)
 
     saved, (added, replaced) = Gallery.update(gallery_dir, add, lock_timeout)
-    return GalleryBuild(saved, report, added, replaced)
+    return GalleryBuild(saved, report, added, replaced, default_decision(model, saved))
 
 
 def probe_items(folder: Path, which: str = "distorted", layout: str = "auto") -> tuple[list[Path], list[str] | None,
@@ -239,25 +252,34 @@ STRANGER_WARNING = 0.2  # warn when a threshold lets at least this share of stra
 @dataclass
 class MatchRun:
     """The outcome of :func:`facecli.match_probes`: one table row per probe, the scored ``result`` when the
-    ground truth is known (else None), and the threshold used with where it came from."""
+    ground truth is known (else None), and the ``decision``: the threshold used, where it came from and what
+    it means for this gallery (:class:`facecli.decision.Decision`)."""
 
     table: pd.DataFrame | None  # None for a run streamed into a file (see ``streamed``)
     result: MatchResult | None
-    threshold: float
-    threshold_source: str
+    decision: Decision
     gallery_evidence: str = "face"  # what the gallery holds: "face and photo", or "face"
-    strangers_accepted: float | None = None  # share of strangers the model's validation data says pass
     streamed: Streamed | None = None
     report_dir: Path | None = None  # where :meth:`save` wrote the report (runs with ground truth)
 
+    @property
+    def threshold(self) -> float:
+        """The threshold applied (a score on the model's scale)."""
+        return self.decision.threshold
+
+    @property
+    def threshold_source(self) -> str:
+        """Where the threshold came from, in words."""
+        return self.decision.source
+
     def summary_rows(self) -> list[tuple[str, Any]]:
-        """Probes, accepted, unknown, evidence and face status counts, files that failed, the threshold and its
-        source (and, for a resumed run, how many probes the interrupted run had done)."""
+        """Probes, accepted, unknown, evidence and face status counts, files that failed, the threshold, its
+        source and what it means (and, for a resumed run, how many probes the interrupted run had done)."""
         from facecli.summary import match_rows, streamed_rows
 
         if self.streamed is not None:
             return [("probes", self.streamed.images), *streamed_rows(self.streamed)[1:]]
-        return match_rows(self.table, self.threshold, self.threshold_source, self.gallery_evidence)
+        return match_rows(self.table, self.decision.rows(), self.gallery_evidence)
 
     @property
     def all_failed(self) -> bool:
@@ -270,9 +292,11 @@ class MatchRun:
     def warnings(self) -> list[str]:
         """One-line warnings about this run: a threshold that lets most strangers in, a face-only gallery."""
         out = []
-        if self.strangers_accepted is not None and self.strangers_accepted >= STRANGER_WARNING:
-            out.append(f"warning: threshold {self.threshold:g} accepts about {self.strangers_accepted:.0%} of "
-                       "strangers (the model's validation data); the default is far safer")
+        fpir = self.decision.fpir
+        if fpir is not None and fpir >= STRANGER_WARNING:
+            out.append(f"warning: threshold {self.threshold:g} accepts about {fpir:.0%} of strangers for this "
+                       f"gallery of {self.decision.comparisons:,} photos (the model's false-match curve); the "
+                       "default (--fpir 0.01) is far safer")
         if self.gallery_evidence == "face":
             out.append("note: this gallery keeps face evidence only (built before photo evidence or with "
                        "--no-photo); rebuild it to recognise degraded copies of its photos")

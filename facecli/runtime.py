@@ -14,7 +14,7 @@ import numpy as np
 
 from facecli.card import ModelCard, check_task
 from facecli.errors import FacecliError
-from facecli.face.preprocess import Preprocessing
+from facecli.face.preprocess import Preprocessing, flip_average
 from facecli.options import Device, choices
 
 METADATA_KEY = "facecli"
@@ -71,8 +71,11 @@ class OnnxModel:
         return f"{self.card.task} model {self.path} ({origin}, {self.card.backbone}) on {self.device} ({self.provider})"
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Run the model on a float32 NCHW batch and return its single output."""
+        """Run the model on a float32 NCHW batch and return its single output (for an identity model whose
+        preprocessing says ``flip``, the flip-averaged embedding: :func:`facecli.face.preprocess.flip_average`)."""
         name = self.session.get_inputs()[0].name
+        if self.card.task == "identity" and self.card.preprocessing.flip:
+            return flip_average(lambda b: self.session.run(None, {name: b})[0], x)
         return self.session.run(None, {name: x})[0]
 
 

@@ -52,9 +52,10 @@ def restored_rows(ok: pd.DataFrame) -> Rows:
     return [(f"restored: {k}", int(n)) for k, n in counts.items() if k not in ("none", "off", "")]
 
 
-def match_rows(table: pd.DataFrame, threshold: float, threshold_source: str, gallery_evidence: str = "face") -> Rows:
+def match_rows(table: pd.DataFrame, decision: Rows, gallery_evidence: str = "face") -> Rows:
     """Probes, accepted, unknown, what decided the accepted ones, face status and restoration counts, files that
-    failed, the gallery's evidence and the threshold used."""
+    failed, the gallery's evidence, and the ``decision`` rows (the threshold used, its source and what it means:
+    :meth:`facecli.decision.Decision.rows`)."""
     ok = table[table["error"] == ""]
     accepted = ok["accepted"].astype(bool) if "accepted" in ok else pd.Series([], dtype=bool)
     decided = ok.loc[accepted, "evidence"].value_counts() if "evidence" in ok else pd.Series(dtype=int)
@@ -62,8 +63,7 @@ def match_rows(table: pd.DataFrame, threshold: float, threshold_source: str, gal
             *[(f"accepted on {k} evidence", int(decided.get(k, 0))) for k in ("face", "photo", "both")
               if decided.get(k, 0)],
             *face_status_rows(ok), *restored_rows(ok),
-            ("files that failed", failed_inputs(table)), ("gallery evidence", gallery_evidence),
-            ("threshold", threshold), ("threshold from", threshold_source)]
+            ("files that failed", failed_inputs(table)), ("gallery evidence", gallery_evidence), *decision]
 
 
 def streamed_rows(done: Any) -> Rows:
@@ -75,16 +75,19 @@ def streamed_rows(done: Any) -> Rows:
     return rows
 
 
-def gallery_rows(report: Any, gallery: Any) -> Rows:
-    """What a gallery build or add put in, and what the gallery now holds."""
+def gallery_rows(report: Any, gallery: Any, decision: Rows = ()) -> Rows:
+    """What a gallery build or add put in, what the gallery now holds, and its default operating point
+    (``decision``: :meth:`facecli.decision.Decision.rows`)."""
     return [("identities added", report.identities), ("images embedded", report.images),
             ("identities in gallery", len(gallery.identities)), ("files that failed", len(report.failures)),
             ("identities skipped (no usable clean image)", len(report.skipped_identities)),
-            ("evidence", gallery.evidence), ("default threshold", gallery.threshold)]
+            ("photos without a face (photo evidence only)", report.without_face),
+            ("evidence", gallery.evidence), *decision]
 
 
-def gallery_info_rows(gallery: Any) -> Rows:
-    """What a gallery holds: identities, images, model, preprocessing, threshold, dates."""
+def gallery_info_rows(gallery: Any, decision: Rows = ()) -> Rows:
+    """What a gallery holds: identities, images, model, preprocessing, the stored threshold, dates, and the
+    operating point ``match`` takes by default (``decision``, when the model could be read)."""
     meta = gallery.meta
     counts = meta.get("image_counts", {})
     model = meta.get("model", {})
@@ -94,8 +97,8 @@ def gallery_info_rows(gallery: Any) -> Rows:
             ("photos with photo evidence", 0 if gallery.photos is None else len(gallery.photos.rows)),
             ("photo matcher", None if gallery.photos is None else gallery.photos.model.get("path")),
             ("scores", "cosine" if meta.get("score_scale") is None else "score (model's scale)"),
-            ("threshold", gallery.threshold),
-            ("threshold source", meta.get("threshold_source")), ("model", model.get("path")),
+            ("stored threshold", gallery.threshold), ("stored threshold source", meta.get("threshold_source")),
+            *[(f"match default: {k}", v) for k, v in decision], ("model", model.get("path")),
             ("model sha256", str(model.get("sha256"))[:16]), ("backbone", model.get("backbone")),
             ("input size", model.get("preprocessing", {}).get("size")), ("created", meta.get("created")),
             ("updated", meta.get("updated")), ("built from", meta.get("source"))]

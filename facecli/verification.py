@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from facecli.decision import Decision
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
 from facecli.options import RunOptions
@@ -20,12 +21,16 @@ from facecli.scan import IdentityImage, input_name
 @dataclass
 class Verdict:
     """The answer of :func:`facecli.verify`: ``same`` when ``similarity`` (a score on the model's scale)
-    reaches ``threshold``; ``evidence`` says what decided (face, photo or both); ``face_status`` of each."""
+    reaches ``threshold``; ``fmr``: the share of different-person pairs whose score reaches the threshold, and
+    ``similarity_fmr`` the share that reaches this pair's similarity (None for a model without a false-match
+    curve); ``evidence`` says what decided (face, photo or both); ``face_status`` of each."""
 
     same: bool
     similarity: float
     threshold: float
     threshold_source: str
+    fmr: float | None
+    similarity_fmr: float | None
     evidence: str
     a: str
     b: str
@@ -36,15 +41,19 @@ class Verdict:
         return asdict(self)
 
     def summary_rows(self) -> list[tuple[str, Any]]:
-        return [("same person", self.same), ("similarity", round(self.similarity, 4)),
-                ("threshold", self.threshold), ("threshold from", self.threshold_source),
-                ("evidence", self.evidence), ("face A", self.face_status_a), ("face B", self.face_status_b)]
+        rows = [("same person", self.same), ("similarity", round(self.similarity, 4)),
+                ("threshold", round(self.threshold, 6)), ("threshold from", self.threshold_source)]
+        if self.fmr is not None:
+            rows.append(("different people accepted at the threshold (FMR)", f"{self.fmr:.1e}"))
+        if self.similarity_fmr is not None:
+            rows.append(("different people scoring this similarity or more", f"{self.similarity_fmr:.1e}"))
+        return rows + [("evidence", self.evidence), ("face A", self.face_status_a), ("face B", self.face_status_b)]
 
 
-def verify_pair(model: OnnxModel, a: ImageInput, b: ImageInput, threshold: float, threshold_source: str,
-                run: RunOptions, photo_model: OnnxModel | None = None) -> Verdict:
-    """Whether ``a`` and ``b`` show the same person (see the module docstring); FacecliError when either
-    cannot be read."""
+def verify_pair(model: OnnxModel, a: ImageInput, b: ImageInput, decision: Decision, run: RunOptions,
+                photo_model: OnnxModel | None = None) -> Verdict:
+    """Whether ``a`` and ``b`` show the same person at ``decision``'s threshold (see the module docstring);
+    FacecliError when either cannot be read."""
     quiet = RunOptions.of(run, on_total=None, on_progress=None)
     emb = embed_images(model, [a], quiet)
     if not emb.ok[0]:
@@ -52,7 +61,7 @@ def verify_pair(model: OnnxModel, a: ImageInput, b: ImageInput, threshold: float
     if emb.face_status[0] == "not_found":
         raise FacecliError(f"no face found in {input_name(a, 0)}: verify compares faces (put the photo with the "
                            "clearer face first; a second photo without a face is decided by photo evidence only)")
-    scale = model.card.score_scale
+    scale, threshold = model.card.score_scale, decision.threshold
     photos = None
     if photo_model is not None:
         photos = photo_set(photo_model, [IdentityImage(a, "A", "", "")], quiet)
@@ -62,6 +71,7 @@ def verify_pair(model: OnnxModel, a: ImageInput, b: ImageInput, threshold: float
     row = table.iloc[0]
     if isinstance(row.get("error"), str) and row["error"]:
         raise FacecliError(f"{input_name(b, 1)}: {row['error']}")
-    return Verdict(bool(row["accepted"]), float(row["similarity"]), float(threshold), threshold_source,
-                   str(row["evidence"]), input_name(a, 0), input_name(b, 1), str(emb.face_status[0]),
-                   str(row["face_status"]))
+    similarity, curve = float(row["similarity"]), model.card.false_match
+    return Verdict(bool(row["accepted"]), similarity, float(threshold), decision.source, decision.fmr,
+                   None if curve is None else curve.fmr(similarity), str(row["evidence"]), input_name(a, 0),
+                   input_name(b, 1), str(emb.face_status[0]), str(row["face_status"]))

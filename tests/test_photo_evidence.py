@@ -89,7 +89,7 @@ def test_match_recognises_a_glared_copy_by_photo_evidence(gallery_root, tmp_path
     assert rows.loc["stranger.png", "identity"] == "unknown"
     assert rows["similarity"].min() >= 0.0 and rows["similarity"].max() <= 1.0
     # a threshold that lets most strangers in gets a one-line warning
-    r = cli("match", probes, "-g", g, "--layout", "plain", "--out", tmp_path / "m2.csv", "--threshold", "0.05")
+    r = cli("match", probes, "-g", g, "--layout", "plain", "--out", tmp_path / "m2.csv", "--threshold", "0.0001")
     assert r.code == 0 and "of strangers" in r.out + r.err
 
 
@@ -98,9 +98,9 @@ def test_a_gallery_built_before_photo_evidence_and_score_scales_still_matches(ga
     assert cli("gallery", "build", gallery_root, "-g", g, "--no-photo").code == 0
     meta = json.loads((g / "gallery.json").read_text())
     assert "photo" not in meta and not (g / "thumbnails.npy").exists()
-    # what an older facecli wrote: no score scale, the threshold a cosine
+    # what an older facecli wrote after calibrate: no score scale, the calibrated threshold a cosine
     meta.pop("score_scale")
-    meta["threshold"] = 0.97
+    meta["threshold"], meta["threshold_source"] = 0.97, "calibrated on old/ (maximum F1)"
     (g / "gallery.json").write_text(json.dumps(meta))
     probes = tmp_path / "p"
     write(probes / "a.png", cv2.flip(bgr("astronaut"), 1))  # another photo of a face in the gallery

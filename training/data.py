@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from facecli.face.preprocess import Preprocessing, to_tensor
+from facecli.face.preprocess import Preprocessing, flip_average, to_tensor
 from facecli.pipeline import iter_prepared
 
 
@@ -62,12 +62,17 @@ def predict_batches(
     """Run ``model`` (in eval mode, no augmentation) over in-memory crops and return stacked outputs."""
     model.eval()
     outs = []
+
+    def forward(b: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(b)).to(device).contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            return model(t).float().cpu().numpy()
+
     with torch.inference_mode():
         for s in range(0, len(crops), batch_size):
-            x = torch.from_numpy(to_tensor(crops[s : s + batch_size], spec)).to(device)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device):
-                outs.append(model(x).float().cpu())
+            x = to_tensor(crops[s : s + batch_size], spec)
+            # an identity model recorded with flip embeds as inference does (one source: flip_average)
+            outs.append(torch.from_numpy(flip_average(forward, x) if spec.flip else forward(x)))
     return torch.cat(outs).numpy() if outs else np.zeros((0,), np.float32)
 
 

@@ -49,9 +49,27 @@ def _score_range(value: float | None) -> float | None:
 
 
 ThresholdOpt = Annotated[float | None, typer.Option(
-    callback=_score_range, help="Decision threshold: P(female) in [0, 1] for gender, cosine similarity in [-1, 1] "
-                                "for identity. Default: the stored one (gallery's calibrated, else the model's "
-                                "validation-tuned).")]
+    callback=_score_range, help="Decision threshold as a raw score: P(female) in [0, 1] for gender; for identity "
+                                "a score in [0, 1] on the model's scale (the similarity column; a model without "
+                                "a score scale: cosine in [-1, 1]). Identity default: from --fmr (verify) or "
+                                "--fpir and the gallery's size (match), or a gallery's calibrated threshold.")]
+
+
+def _rate(value: float | None) -> float | None:
+    import math
+
+    if value is not None and not (math.isfinite(value) and 0.0 < value < 1.0):
+        raise typer.BadParameter(f"must lie in (0, 1), not {value}")
+    return value
+
+
+FpirOpt = Annotated[float | None, typer.Option(
+    callback=_rate, help="Share of strangers (people not in the gallery) to accept, e.g. 0.01: the threshold follows "
+                         "from the model's false-match curve and the gallery's size (a stranger is compared with "
+                         "every photo). Default 0.01, unless the gallery has a calibrated threshold.")]
+FmrOpt = Annotated[float | None, typer.Option(
+    callback=_rate, help="Share of different-person pairs to accept (false-match rate of one comparison), e.g. "
+                         "0.001: the threshold follows from the model's false-match curve. Default 0.001.")]
 GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", file_okay=False,
                                           help="Gallery folder (gallery.json and the data files it names).")]
 RawCsvOpt = Annotated[bool, typer.Option(

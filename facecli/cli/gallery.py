@@ -87,8 +87,16 @@ def gallery_add_cmd(
 def gallery_info_cmd(
     gallery: Annotated[Path, typer.Argument(file_okay=False, help="Gallery folder.")] = Path("gallery"),
 ) -> None:
-    """Print what a gallery holds: identities, images, model, preprocessing, threshold, dates."""
-    from facecli.api import load_gallery
+    """Print what a gallery holds: identities, images, model, preprocessing, threshold, dates, and the operating
+    point match takes by default (threshold, its source, FMR and share of strangers accepted)."""
+    from facecli.api import load_gallery, model_for_gallery
+    from facecli.errors import FacecliError
+    from facecli.recognise import default_decision
     from facecli.summary import gallery_info_rows
 
-    print_rows(f"gallery {gallery}", gallery_info_rows(load_gallery(gallery)))
+    g = load_gallery(gallery)
+    try:
+        decision = default_decision(model_for_gallery(g, device="cpu"), g).rows()
+    except FacecliError as exc:  # its model is gone or changed: say so, and show the rest
+        decision = [("unknown", str(exc))]
+    print_rows(f"gallery {gallery}", gallery_info_rows(g, decision))

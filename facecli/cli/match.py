@@ -10,6 +10,7 @@ import typer
 from facecli.cli.common import (
     AddressOpt,
     EngineOpt,
+    FpirOpt,
     GalleryOpt,
     LockTimeoutOpt,
     ModelOpt,
@@ -39,6 +40,7 @@ def match_cmd(
                                   "of images, image files, or - for newline-separated paths on standard input.")],
     gallery: GalleryOpt = Path("gallery"),
     threshold: ThresholdOpt = None,
+    fpir: FpirOpt = None,
     out: OutOpt = Path("matches.csv"),
     report: Annotated[Path | None, typer.Option(file_okay=False, help="Report folder (metrics JSON, per-distortion "
                                                                       "CSV) when ground truth is known. Default: "
@@ -72,7 +74,7 @@ def match_cmd(
     g = load_gallery(gallery)
     m = load(model, "identity", run, gallery=g, threshold=threshold)
     with progress(run, "match") as run:
-        res = match_probes(list(probe_inputs), g, m, threshold=threshold, top_k=top_k,
+        res = match_probes(list(probe_inputs), g, m, threshold=threshold, fpir=fpir, top_k=top_k,
                            which=probes.value, layout=layout.value, out=out, resume=resume, raw=raw_csv,
                            report=report, plots=plots, part_size=part_size, options=run)
     c = console()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli.common import ModelOpt, ThresholdOpt, console, load, print_rows, with_run_options
+from facecli.cli.common import FmrOpt, ModelOpt, ThresholdOpt, console, load, print_rows, with_run_options
 from facecli.options import RunOptions
 
 
@@ -18,13 +18,14 @@ def verify_cmd(
     a: Annotated[Path, typer.Argument(metavar="A", help="The first photo.")],
     b: Annotated[Path, typer.Argument(metavar="B", help="The second photo.")],
     threshold: ThresholdOpt = None,
+    fmr: FmrOpt = None,
     model: ModelOpt = None,
     photo: Annotated[bool, typer.Option("--photo/--no-photo", help="Also test whether B is a degraded copy of A "
                                                                    "(photo evidence), as match does (default).")]
     = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (same, similarity, threshold, "
-                                                         "threshold_source, evidence, a, b, face_status_a, "
-                                                         "face_status_b) on standard output.")] = False,
+                                                         "threshold_source, fmr, similarity_fmr, evidence, a, b, "
+                                                         "face_status_a, face_status_b) on standard output.")] = False,
     *,
     run: RunOptions,
 ) -> None:
@@ -33,7 +34,7 @@ def verify_cmd(
     from facecli.api import verify
 
     m = load(model, "identity", run, threshold=threshold)
-    v = verify(a, b, m, threshold=threshold, photo=photo, options=run)
+    v = verify(a, b, m, threshold=threshold, fmr=fmr, photo=photo, options=run)
     if as_json:
         print(json.dumps(v.to_dict()))
     else:

@@ -39,6 +39,8 @@ class Preprocessing:
     zoom: with a template, > 1 shows more context around the face (1 = the template as published).
     restore: "auto" (assess each decoded image and remove impulse noise or rain streaks before detection,
         :mod:`facecli.restore`) or "none". Models recorded before restoration existed read as "auto".
+    flip: identity models: the embedding is the normalised mean of the face's and its mirror image's
+        (:func:`flip_average`), in training's evaluation, export checks and every command alike.
     """
 
     size: int = 112
@@ -51,6 +53,7 @@ class Preprocessing:
     template: str = "none"
     zoom: float = 1.0
     restore: str = "auto"
+    flip: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +101,8 @@ class Preprocessing:
             raise ValueError(f"template must be 'none' or one of {', '.join(sorted(TEMPLATES))}, not {self.template!r}")
         if self.restore not in RESTORE_MODES:
             raise ValueError(f"restore must be one of {', '.join(RESTORE_MODES)}, not {self.restore!r}")
+        if not isinstance(self.flip, bool):
+            raise ValueError(f"flip must be true or false, not {self.flip!r}")
         if not 0.5 <= self.zoom <= 3.0:
             raise ValueError(f"zoom must lie in [0.5, 3], not {self.zoom}")
 
@@ -159,3 +164,15 @@ def to_tensor(crops: np.ndarray | list[np.ndarray], spec: Preprocessing) -> np.n
     x -= np.asarray(spec.mean, dtype=np.float32)
     x /= np.asarray(spec.std, dtype=np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def flip_average(run: Any, x: np.ndarray) -> np.ndarray:
+    """Embeddings of the NCHW batch ``x`` averaged with those of its mirror image: ``run`` is called once on
+    the doubled batch, each half is L2-normalised, and their sum is normalised again."""
+    n = len(x)
+    out = np.asarray(run(np.concatenate([x, x[..., ::-1]])), dtype=np.float32)
+    a, b = out[:n], out[n:]
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    m = a + b
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,158 @@
+"""Calibrate an identity model's scores on held-out people and write the result into its card.
+
+    python -m facecli.training.calibrate_scores ../shared/data/FACECOM --model models/identity.onnx --flip
+
+Data: FACECOM Task B train, split by person exactly as training did (:func:`facecli.splits.split_by_identity`,
+seed 0, 20% held out); the training people's clean photos serve as further different-person photos. With
+``--flip`` the card records flip-averaged embeddings first (:func:`facecli.face.preprocess.flip_average`), so
+everything below is measured on what inference will compute. Three things are fitted, sun-glared images left
+out (the face is gone):
+
+- the score scale (:class:`facecli.card.ScoreScale`): a logistic fit of genuine against stranger best cosines
+  on log(1 - cos), both weighted equally (open set: the gallery holds the training people's clean photos and
+  every held-out image is a stranger to it; genuine: each held-out image against the other clean photos of
+  its own person, never its own photo). Its logit is a log-likelihood ratio of "same person";
+- the false-match curve (:class:`facecli.calibration.FalseMatchCurve`): per comparison, the share of
+  different-person pairs (every held-out image against every clean photo of another person, held-out or
+  training) whose score reaches each score, from 0.5 down to what the pairs can measure;
+- the card's fallback threshold and stranger curve (for models read without the false-match curve): the
+  lowest score on a 0.01 grid that at most ``--fpir`` of the strangers' best scores reach.
+
+The new card is written through :class:`facecli.card.ModelCard` into the ONNX metadata, atomically. With
+``--flip`` the embeddings change, so galleries built before must be rebuilt (their model hash no longer
+matches); without it the weights and embeddings are untouched and the old file's sha256 goes to ``embeds_like``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from facecli.calibration import fit_curve
+from facecli.card import ModelCard, ScoreScale
+from facecli.protocols import FACE_GONE_WEIGHT
+from facecli.runtime import METADATA_KEY, load_model
+from facecli.scan import resolve_identity_root, scan_identity_folder
+from facecli.splits import holdout_parser, split_by_identity
+
+CURVE_AT = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
+FMR_RATES = (0.5, 0.3, 0.2, 0.1, 5e-2, 3e-2, 2e-2, 1e-2, 5e-3, 3e-3, 2e-3, 1e-3, 5e-4, 3e-4, 2e-4, 1e-4, 5e-5,
+             3e-5, 2e-5, 1e-5, 5e-6, 3e-6, 2e-6, 1e-6)
+
+
+def fit_log_logistic(genuine: np.ndarray, stranger: np.ndarray) -> tuple[float, float]:
+    """(centre, slope) of score = 1 / (1 + ((1 - cos) / (1 - centre)) ** slope), by Newton's method on the
+    class-balanced logistic loss in x = -log(1 - cos)."""
+    x = -np.log(np.maximum(1.0 - np.r_[genuine, stranger], 1e-6))
+    y = np.r_[np.ones(len(genuine)), np.zeros(len(stranger))]
+    w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    a, b = 1.0, -4.0
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(a * x + b)))
+        g, h = w * (p - y), w * p * (1 - p)
+        hess = np.array([[np.sum(h * x * x), np.sum(h * x)], [np.sum(h * x), np.sum(h)]])
+        step = np.linalg.solve(hess, [np.sum(g * x), np.sum(g)])
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(1.0 - np.exp(b / a)), float(a)
+
+
+def write_card(model: Path, card: ModelCard) -> None:
+    """Replace the card in ``model``'s ONNX metadata with ``card`` (atomically: fsynced, then one rename)."""
+    import onnx
+
+    from facecli.atomic import write_bytes
+
+    proto = onnx.load_from_string(model.read_bytes())
+    entry = next(p for p in proto.metadata_props if p.key == METADATA_KEY)
+    entry.value = json.dumps(card.to_dict())
+    write_bytes(model, proto.SerializeToString())
+
+
+def impostor_scores(v: np.ndarray, ident: np.ndarray, others: np.ndarray, other_ident: np.ndarray) -> np.ndarray:
+    """Cosines of every row of ``v`` against every row of ``others`` of another person."""
+    out = []
+    for s in range(0, len(v), 512):
+        sims = v[s : s + 512] @ others.T
+        out.append(sims[ident[s : s + 512, None] != other_ident[None, :]])
+    return np.concatenate(out)
+
+
+def main() -> None:
+    ap = holdout_parser(__doc__)
+    ap.add_argument("--model", type=Path, default=Path("models/identity.onnx"), help="identity model to update")
+    ap.add_argument("--fpir", type=float, default=0.01, help="share of strangers the fallback threshold may accept")
+    ap.add_argument("--flip", action="store_true", help="record flip-averaged embeddings in the card first")
+    ap.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
+    args = ap.parse_args()
+
+    from facecli.options import RunOptions
+    from facecli.recognise import embed_images
+
+    raw = args.model.read_bytes()
+    model = load_model(args.model, "identity", "cpu")
+    card = model.card
+    flipped_now = args.flip and not card.preprocessing.flip  # the embeddings change: old galleries must go
+    if flipped_now:
+        card = dataclasses.replace(card, preprocessing=card.preprocessing.replace(flip=True), embeds_like=())
+        model.card = card
+    root = resolve_identity_root(args.data / "Task_B", "train")
+    items = scan_identity_folder(root)
+    tr, va = split_by_identity(items, args.fraction, args.seed)
+    run = RunOptions()
+    gal = [i for i in tr if not items[i].distortion]
+    gv = embed_images(model, [items[i].path for i in gal], run).vectors
+    gid = np.array([items[i].identity for i in gal])
+    emb = embed_images(model, [items[i].path for i in va], run)
+    v, status = emb.vectors, np.asarray(emb.face_status)
+    ident = np.array([items[i].identity for i in va])
+    stem = np.array([items[i].source_stem for i in va])
+    kind = np.array([items[i].distortion or "clean" for i in va])
+    stranger = (v @ gv.T).max(1)
+    clean = kind == "clean"
+    sims = v @ v[clean].T
+    same = ident[:, None] == ident[clean][None, :]
+    own = same & (stem[:, None] == stem[clean][None, :])
+    genuine = np.where(same & ~own, sims, -2.0).max(1)
+    face = (kind != "sunny") & emb.ok
+    centre, slope = fit_log_logistic(genuine[face & (genuine > -2)], stranger[face])
+    n_gen, n_str = int((face & (genuine > -2)).sum()), int(face.sum())
+    people = f"{len(set(ident))} held-out people (person split seed {args.seed}, {args.fraction:.0%})"
+    scale = ScoreScale(round(centre, 5), round(slope, 3), fitted_on=(
+        f"FACECOM Task B train, {people}; cross-photo genuine {n_gen} vs open-set strangers {n_str} "
+        f"(gallery: {len(gal)} clean photos of {len(set(gid))} training people); sunny left out"
+        + ("; flip-averaged embeddings" if card.preprocessing.flip else "")))
+    others = np.concatenate([v[clean & emb.ok], gv])
+    other_ident = np.concatenate([ident[clean & emb.ok], gid])
+    imp = impostor_scores(v[face], ident[face], others, other_ident)
+    curve = fit_curve(scale(imp.astype(np.float64)), FMR_RATES, fitted_on=(
+        f"FACECOM Task B train, {people}: {len(imp):,} different-person comparisons (each of {int(face.sum())} "
+        f"held-out images, clean and six degraded kinds, sunny left out, against {len(others)} clean photos of "
+        "other people, held-out and training)"))
+    best = np.asarray(scale(stranger), np.float64)
+    best = np.where(status == "fallback", best * FACE_GONE_WEIGHT, best)
+    strangers = tuple((t, round(float((best >= t).mean()), 4)) for t in CURVE_AT)
+    grid = np.round(np.arange(0.5, 1.0, 0.01), 2)
+    threshold = float(next(t for t in grid if (best >= t).mean() <= args.fpir))
+    card = dataclasses.replace(
+        card, score_scale=scale, threshold=threshold, stranger_curve=strangers, false_match=curve,
+        threshold_source=(f"open set on held-out people: at most {args.fpir:.2%} of strangers' best scores reach it "
+                          f"({(best >= threshold).mean():.2%} of {len(best)}, gallery of {len(gal)} photos)"),
+        preprocessing=card.preprocessing.replace(restore="auto"))
+    if not flipped_now:  # same weights, same embeddings: galleries built with the old file stay valid
+        card = dataclasses.replace(card, embeds_like=tuple(sorted({*card.embeds_like, hashlib.sha256(raw).hexdigest()})))
+    print(json.dumps({"score_scale": scale.to_dict(), "threshold": threshold, "false_match": curve.to_dict(),
+                      "strangers": len(best), "flip": card.preprocessing.flip}, indent=1))
+    if args.dry_run:
+        return
+    write_card(args.model, card)
+    print(f"wrote {args.model}")
+
+
+if __name__ == "__main__":
+    main()
