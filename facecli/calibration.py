@@ -31,7 +31,8 @@ class FalseMatchCurve:
 
     points: (score, fmr) pairs, scores increasing and rates decreasing; between points the rate is
         interpolated linearly in log10(fmr). Below the lowest score the rate rises linearly to 1 at score 0;
-        above the highest it stays at the last rate measured (an upper bound: fewer pairs were measured).
+        above the highest it falls on along the last segment's slope (an extrapolation: a decision that needs
+        a rate below :attr:`lowest_fmr` says so).
     fitted_on: the data, split, pairs and N it was measured on, in words.
     """
 
@@ -53,10 +54,15 @@ class FalseMatchCurve:
 
     @property
     def _xy(self) -> tuple[np.ndarray, np.ndarray]:
-        s = np.array([0.0] + [p[0] for p in self.points]) if self.points[0][0] > 0 else np.array(
-            [p[0] for p in self.points])
-        f = np.array(([1.0] if self.points[0][0] > 0 else []) + [p[1] for p in self.points])
-        return s, np.log10(f)
+        """Scores and log10 rates, from (0, 1) through the points to score 1 along the last segment's slope."""
+        s = [p[0] for p in self.points]
+        lf = [math.log10(p[1]) for p in self.points]
+        if s[0] > 0:
+            s, lf = [0.0, *s], [0.0, *lf]
+        if s[-1] < 1.0:
+            slope = min((lf[-1] - lf[-2]) / (s[-1] - s[-2]), -1e-6)
+            s, lf = [*s, 1.0], [*lf, max(lf[-1] + slope * (1.0 - s[-1]), -300.0)]
+        return np.array(s), np.array(lf)
 
     def fmr(self, score: float) -> float:
         """The share of different-person comparisons whose score reaches ``score``."""
@@ -64,8 +70,8 @@ class FalseMatchCurve:
         return float(10 ** np.interp(float(score), s, lf))
 
     def score_at(self, fmr: float) -> float:
-        """The lowest score whose per-comparison false-match rate is at most ``fmr`` (the curve's highest score
-        when ``fmr`` is below every rate measured)."""
+        """The lowest score whose per-comparison false-match rate is at most ``fmr`` (extrapolated when ``fmr`` is
+        below every rate measured; 1 when even that does not reach it)."""
         s, lf = self._xy
         target = math.log10(max(float(fmr), 1e-300))
         if target <= lf[-1]:
@@ -76,8 +82,12 @@ class FalseMatchCurve:
 
     @property
     def lowest_fmr(self) -> float:
-        """The smallest false-match rate the curve was measured down to."""
+        """The smallest false-match rate the curve was measured down to (below it, rates are extrapolated)."""
         return float(self.points[-1][1])
+
+    def note(self, fmr: float) -> str:
+        """"" when ``fmr`` was measured; else a note that it is extrapolated (for a decision's source)."""
+        return "" if fmr >= self.lowest_fmr else f"; extrapolated below the {self.lowest_fmr:.1e} measured"
 
     def to_dict(self) -> dict[str, Any]:
         return {"points": [list(p) for p in self.points], "fitted_on": self.fitted_on}

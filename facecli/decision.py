@@ -105,11 +105,13 @@ def decide(card: ModelCard, *, threshold: float | None = None, fmr: float | None
         if one:
             target = DEFAULT_FMR if fmr is None else fmr
             how = "--fmr" if fmr is not None else "default FMR"
-            return meaning(curve.score_at(target), f"{how} {target:g} (the model's false-match curve)")
+            return meaning(curve.score_at(target),
+                           f"{how} {target:g} (the model's false-match curve{curve.note(target)})")
         target = DEFAULT_FPIR if fpir is None else fpir
         how = "--fpir" if fpir is not None else "default FPIR"
-        t = curve.score_at(per_comparison_fmr(target, n))
-        return meaning(t, f"{how} {target:.2%} for {n:,} gallery photos (the model's false-match curve)")
+        per = per_comparison_fmr(target, n)
+        return meaning(curve.score_at(per), f"{how} {target:.2%} for {n:,} gallery photos (the model's false-match "
+                                            f"curve{curve.note(per)})")
     if stored is not None:
         return meaning(float(stored[0]), stored[1])
     t, source = resolve_threshold(card)

@@ -110,7 +110,9 @@ def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float,
 def verification_metrics(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> dict[str, float]:
     """1:1 verification at ``threshold`` over genuine and impostor similarity scores.
 
-    accuracy, precision, recall (TAR), F1, FAR at the threshold, ROC AUC, TAR at FAR 1e-2 and 1e-3.
+    accuracy, precision, recall (TAR), F1, FAR at the threshold, ROC AUC, TAR at FAR (the false-match rate of
+    one comparison, FMR) 1e-2, 1e-3, 1e-4 and 1e-5 (0 where too few impostor pairs measure the rate: fewer
+    than one in ``1/far``).
     """
     genuine, impostor = np.asarray(genuine, float), np.asarray(impostor, float)
     tp = int((genuine >= threshold).sum())
@@ -132,7 +134,22 @@ def verification_metrics(genuine: np.ndarray, impostor: np.ndarray, threshold: f
         "roc_auc": float(_skm().auc(roc[0], roc[1])) if both else float("nan"),
         "tar_at_far_1e-2": tar_at_far(genuine, impostor, 1e-2, roc),
         "tar_at_far_1e-3": tar_at_far(genuine, impostor, 1e-3, roc),
+        "tar_at_far_1e-4": tar_at_far(genuine, impostor, 1e-4, roc),
+        "tar_at_far_1e-5": tar_at_far(genuine, impostor, 1e-5, roc),
     }
+
+
+def dir_at_fpir(true_ids: np.ndarray, pred_ids: np.ndarray, best: np.ndarray, in_gallery: np.ndarray,
+                fpir: float) -> float:
+    """The detection-and-identification rate at the threshold that accepts at most ``fpir`` of the open-set
+    probes (strangers): NaN without both kinds of probe, or with too few strangers to measure ``fpir``."""
+    strangers = np.sort(best[~in_gallery])[::-1]
+    k = int(np.floor(fpir * len(strangers)))
+    if not in_gallery.any() or k >= len(strangers) or len(strangers) < 1 / fpir:
+        return float("nan")
+    t = strangers[k]  # accepting scores above it lets k strangers in
+    known = in_gallery
+    return float(((pred_ids[known] == true_ids[known]) & (best[known] > t)).mean())
 
 
 def identification_metrics(
@@ -168,6 +185,8 @@ def identification_metrics(
     else:
         out["top1_accuracy"] = out["macro_f1"] = out["detection_identification_rate"] = float("nan")
     out["fpir"] = float(accepted[~g].mean()) if (~g).any() else float("nan")
+    for rate in (0.01, 0.001):  # threshold-free open set: DIR where the strangers' best scores give this FPIR
+        out[f"dir_at_fpir_{rate:g}"] = dir_at_fpir(t, p, s, g, rate)
     right = np.where(g, (p == t) & accepted, ~accepted)
     out["open_set_accuracy"] = float(right.mean()) if len(t) else float("nan")
     return out

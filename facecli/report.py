@@ -130,11 +130,15 @@ IDENTITY_ROWS = [
     ("verification recall (TAR) at T", "verification_recall"), ("verification F1 at T", "verification_f1"),
     ("verification FAR at T", "verification_far"), ("ROC AUC", "verification_roc_auc"),
     ("TAR at FAR 1e-2", "verification_tar_at_far_1e-2"), ("TAR at FAR 1e-3", "verification_tar_at_far_1e-3"),
+    ("TAR at FAR 1e-4", "verification_tar_at_far_1e-4"), ("TAR at FAR 1e-5", "verification_tar_at_far_1e-5"),
+    ("DIR at FPIR 1% (threshold-free, open set)", "dir_at_fpir_0.01"),
+    ("DIR at FPIR 0.1% (threshold-free, open set)", "dir_at_fpir_0.001"),
     ("threshold T", "threshold"),
 ]
 KIND_COLUMNS = {"probes": "probes", "top1_accuracy": "top-1", "macro_f1": "macro-F1", "fpir": "FPIR",
                 "verification_f1": "verif F1", "verification_roc_auc": "AUC",
-                "verification_tar_at_far_1e-3": "TAR@1e-3"}
+                "verification_tar_at_far_1e-3": "TAR@1e-3", "verification_tar_at_far_1e-4": "TAR@1e-4",
+                "dir_at_fpir_0.01": "DIR@1%"}
 
 
 def write_identity_report(result, out_dir: Path, prefix: str = "", extra: dict | None = None,
