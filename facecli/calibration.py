@@ -53,32 +53,38 @@ class FalseMatchCurve:
             raise ValueError("a false-match curve's scores must increase and its rates must not")
 
     @property
-    def _xy(self) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and log10 rates, from (0, 1) through the points to score 1 along the last segment's slope."""
+    def _xy(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """logit(score) and log10(rate) of (0, 1) and the points, and the last segment's slope (rates fall
+        along it beyond the last point: linear in logit(score), as the log-logistic score scale is in
+        log(1 - cosine), where impostor tails fall about linearly)."""
         s = [p[0] for p in self.points]
         lf = [math.log10(p[1]) for p in self.points]
         if s[0] > 0:
             s, lf = [0.0, *s], [0.0, *lf]
-        if s[-1] < 1.0:
-            slope = min((lf[-1] - lf[-2]) / (s[-1] - s[-2]), -1e-6)
-            s, lf = [*s, 1.0], [*lf, max(lf[-1] + slope * (1.0 - s[-1]), -300.0)]
-        return np.array(s), np.array(lf)
+        x = _logit(np.array(s))
+        slope = min((lf[-1] - lf[-2]) / max(x[-1] - x[-2], 1e-9), -1e-6)
+        return x, np.array(lf), slope
 
     def fmr(self, score: float) -> float:
         """The share of different-person comparisons whose score reaches ``score``."""
-        s, lf = self._xy
-        return float(10 ** np.interp(float(score), s, lf))
+        x, lf, slope = self._xy
+        v = float(_logit(np.array([float(score)]))[0])
+        if v > x[-1]:
+            return float(10 ** max(lf[-1] + slope * (v - x[-1]), -300.0))
+        return float(10 ** np.interp(v, x, lf))
 
     def score_at(self, fmr: float) -> float:
         """The lowest score whose per-comparison false-match rate is at most ``fmr`` (extrapolated when ``fmr`` is
-        below every rate measured; 1 when even that does not reach it)."""
-        s, lf = self._xy
+        below every rate measured)."""
+        x, lf, slope = self._xy
         target = math.log10(max(float(fmr), 1e-300))
-        if target <= lf[-1]:
-            return float(s[-1])
         if target >= lf[0]:
-            return float(s[0])
-        return float(np.interp(-target, -lf, s))  # lf decreases: interpolate on its negation
+            v = float(x[0])
+        elif target < lf[-1]:
+            v = float(x[-1] + (target - lf[-1]) / slope)
+        else:
+            v = float(np.interp(-target, -lf, x))  # lf decreases: interpolate on its negation
+        return float(1.0 / (1.0 + math.exp(-min(max(v, -700.0), 700.0))))
 
     @property
     def lowest_fmr(self) -> float:
@@ -101,6 +107,11 @@ class FalseMatchCurve:
             raise ValueError("false_match must be an object with a list of points")
         pts = tuple((float(a), float(b)) for a, b in d["points"])
         return cls(pts, str(d.get("fitted_on") or ""))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-12, 1.0 - 1e-12)
+    return np.log(q / (1.0 - q))
 
 
 def per_comparison_fmr(fpir: float, n: int) -> float:

@@ -8,10 +8,12 @@ seed 0, 20% held out); the training people's clean photos serve as further diffe
 everything below is measured on what inference will compute. Three things are fitted, sun-glared images left
 out (the face is gone):
 
-- the score scale (:class:`facecli.card.ScoreScale`): a logistic fit of genuine against stranger best cosines
-  on log(1 - cos), both weighted equally (open set: the gallery holds the training people's clean photos and
-  every held-out image is a stranger to it; genuine: each held-out image against the other clean photos of
-  its own person, never its own photo). Its logit is a log-likelihood ratio of "same person";
+- the score scale (:class:`facecli.card.ScoreScale`): its slope is a logistic fit of genuine against stranger
+  best cosines on log(1 - cos), both weighted equally (open set: the gallery holds the training people's clean
+  photos and every held-out image is a stranger to it; genuine: each held-out image against the other clean
+  photos of its own person, never its own photo); its centre puts the design card's strict threshold, score
+  0.8, at a per-comparison false-match rate of 1e-5, so that ``--threshold 0.8`` means the same whatever the
+  model;
 - the false-match curve (:class:`facecli.calibration.FalseMatchCurve`): per comparison, the share of
   different-person pairs (every held-out image against every clean photo of another person, held-out or
   training) whose score reaches each score, from 0.5 down to what the pairs can measure;
@@ -40,6 +42,7 @@ from facecli.scan import resolve_identity_root, scan_identity_folder
 from facecli.splits import holdout_parser, split_by_identity
 
 CURVE_AT = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
+STRICT_SCORE, STRICT_FMR = 0.8, 1e-5  # --threshold 0.8: 1% of strangers for a gallery of 1,000 photos
 FMR_RATES = (0.5, 0.3, 0.2, 0.1, 5e-2, 3e-2, 2e-2, 1e-2, 5e-3, 3e-3, 2e-3, 1e-3, 5e-4, 3e-4, 2e-4, 1e-4, 5e-5,
              3e-5, 2e-5, 1e-5, 5e-6, 3e-6, 2e-6, 1e-6)
 
@@ -120,16 +123,21 @@ def main() -> None:
     own = same & (stem[:, None] == stem[clean][None, :])
     genuine = np.where(same & ~own, sims, -2.0).max(1)
     face = (kind != "sunny") & emb.ok
-    centre, slope = fit_log_logistic(genuine[face & (genuine > -2)], stranger[face])
+    _, slope = fit_log_logistic(genuine[face & (genuine > -2)], stranger[face])
+    others = np.concatenate([v[clean & emb.ok], gv])
+    other_ident = np.concatenate([ident[clean & emb.ok], gid])
+    imp = impostor_scores(v[face], ident[face], others, other_ident)
+    # the centre anchors the design card's strict threshold: score STRICT_SCORE is a false-match rate of
+    # STRICT_FMR for one comparison, whatever the model (so --threshold 0.8 keeps meaning a strict decision)
+    strict_cos = float(np.quantile(imp, 1.0 - STRICT_FMR))
+    centre = 1.0 - (1.0 - strict_cos) * (1.0 / STRICT_SCORE - 1.0) ** (-1.0 / slope)
     n_gen, n_str = int((face & (genuine > -2)).sum()), int(face.sum())
     people = f"{len(set(ident))} held-out people (person split seed {args.seed}, {args.fraction:.0%})"
     scale = ScoreScale(round(centre, 5), round(slope, 3), fitted_on=(
         f"FACECOM Task B train, {people}; cross-photo genuine {n_gen} vs open-set strangers {n_str} "
-        f"(gallery: {len(gal)} clean photos of {len(set(gid))} training people); sunny left out"
+        f"(gallery: {len(gal)} clean photos of {len(set(gid))} training people) for the slope; the centre puts "
+        f"score {STRICT_SCORE} at a false-match rate of {STRICT_FMR:g} per comparison; sunny left out"
         + ("; flip-averaged embeddings" if card.preprocessing.flip else "")))
-    others = np.concatenate([v[clean & emb.ok], gv])
-    other_ident = np.concatenate([ident[clean & emb.ok], gid])
-    imp = impostor_scores(v[face], ident[face], others, other_ident)
     curve = fit_curve(scale(imp.astype(np.float64)), FMR_RATES, fitted_on=(
         f"FACECOM Task B train, {people}: {len(imp):,} different-person comparisons (each of {int(face.sum())} "
         f"held-out images, clean and six degraded kinds, sunny left out, against {len(others)} clean photos of "
