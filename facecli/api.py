@@ -433,6 +433,8 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
         items, root = _inputs(probes)
         opts.total(len(items))
         table, result = match_images(m, g, items, thr, opts, root=root, top_k=top_k, photo_model=pm)
+    if result is not None:
+        result.metrics.update(threshold_source=dec.source, predicted_fpir=dec.fpir)
     res = MatchRun(table, result, dec, g.evidence)
     if out is not None:
         res.save(out, report, plots=plots, raw=raw,
@@ -512,7 +514,8 @@ def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, mod
 
 
 def evaluate_identity(data: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
-                      split: str | None = None, threshold: float | None = None, photo: bool = True,
+                      split: str | None = None, threshold: float | None = None, fpir: float | None = None,
+                      photo: bool = True,
                       options: RunOptions | None = None, **run: Any) -> IdentityEval:
     """FACECOM's protocol (clean gallery, distorted probes), the cross-photo protocol (a probe's own photo
     is never in the gallery) and clean cross-photo, on a Task B-layout folder (its ``val/``, or ``split``).
@@ -525,9 +528,8 @@ def evaluate_identity(data: str | os.PathLike, model: ModelArg = None, *, out: s
     opts = RunOptions.of(options, **run)
     check_choice("split", split, choices(Split), optional=True)
     m = _model(model, "identity", opts)
-    thr, _ = resolve_threshold(m.card, threshold)
-    res = _evaluate(m, identity_split_folder(data, split), thr, opts,
-                    photo_model=photo_model_for(None, options=opts) if photo else None)
+    res = _evaluate(m, identity_split_folder(data, split), threshold, opts,
+                    photo_model=photo_model_for(None, options=opts) if photo else None, fpir=fpir)
     if out is not None:
         res.save(out)
     return res

@@ -113,7 +113,7 @@ class ModelCard:
         built with them stay valid.
     false_match: identity only: the per-comparison false-match rate against score, measured on held-out
         people (:class:`facecli.calibration.FalseMatchCurve`): ``verify`` and ``match`` take their default
-        thresholds from it (:func:`facecli.calibration.decide`). None: the card's ``threshold`` applies.
+        thresholds from it (:func:`facecli.decision.decide`). None: the card's ``threshold`` applies.
     """
 
     task: str
@@ -182,14 +182,9 @@ class ModelCard:
         """What identity similarities are: "score" (on the model's scale) or "cosine"."""
         return "score" if self.score_scale is not None else "cosine"
 
-    def strangers_accepted(self, threshold: float, comparisons: int | None = None) -> float | None:
-        """The share of strangers ``threshold`` lets in: for a gallery of ``comparisons`` photos through the
-        false-match curve when the card has one, else as the model's validation data measured it (None: not
-        measured)."""
-        if self.false_match is not None and comparisons is not None:
-            from facecli.calibration import fpir_of
-
-            return fpir_of(self.false_match.fmr(threshold), comparisons)
+    def strangers_accepted(self, threshold: float) -> float | None:
+        """The share of strangers the model's validation data says ``threshold`` lets in (None: not measured);
+        a card with a false-match curve says it per gallery size instead (:func:`facecli.decision.decide`)."""
         if not self.stranger_curve:
             return None
         import numpy as np

@@ -126,10 +126,13 @@ class IdentityEval:
         return out_dir
 
 
-def evaluate_identity(model: OnnxModel, root: Path, threshold: float, run: RunOptions,
-                      photo_model: OnnxModel | None = None) -> IdentityEval:
+def evaluate_identity(model: OnnxModel, root: Path, threshold: float | None, run: RunOptions,
+                      photo_model: OnnxModel | None = None, fpir: float | None = None) -> IdentityEval:
     """FACECOM, cross-photo and clean cross-photo protocols on a Task B-layout folder; one embedding per image,
-    scores on the model's scale, and with ``photo_model`` photo evidence as ``match`` weighs it."""
+    scores on the model's scale, and with ``photo_model`` photo evidence as ``match`` weighs it. Each protocol's
+    threshold is decided as ``match`` decides it for that protocol's gallery (:func:`facecli.decision.decide`:
+    ``threshold``, else ``fpir`` and the gallery's size)."""
+    from facecli.decision import decide
     from facecli.protocols import run_protocol
     from facecli.recognise import embed_images
     from facecli.scan import scan_identity_folder
@@ -144,7 +147,9 @@ def evaluate_identity(model: OnnxModel, root: Path, threshold: float, run: RunOp
                               f"(first: {next(iter(emb.failures.values()), '')})")
     results, tables = {}, {}
     for name in ("facecom", "cross_photo", "clean_cross_photo"):
-        got = run_protocol(items, emb.vectors, emb.ok, name, threshold, scale=model.card.score_scale,
+        got = run_protocol(items, emb.vectors, emb.ok, name,
+                           lambda n: decide(model.card, threshold=threshold, fpir=fpir, comparisons=n),
+                           scale=model.card.score_scale,
                            face_status=emb.face_status, photo=photo.data() if photo else None)
         if got is None:
             continue

@@ -7,7 +7,7 @@ during training, so every figure is computed one way.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,12 +270,15 @@ class PhotoData:
 
 
 def run_protocol(
-    items: Sequence[IdentityImage], embeddings: np.ndarray, ok: np.ndarray, protocol: str, threshold: float,
+    items: Sequence[IdentityImage], embeddings: np.ndarray, ok: np.ndarray, protocol: str,
+    threshold: float | Callable[[int], Any],
     top_k: int = 5, *, scale: Any = None, face_status: Sequence[str] | None = None, photo: PhotoData | None = None,
 ) -> tuple[MatchResult, list[int]] | None:
     """Evaluate ``protocol`` ("facecom", "cross_photo" or "clean_cross_photo") on embedded ``items``.
 
-    ``ok`` marks the items whose embedding exists (readable files). With ``scale`` similarities are scores;
+    ``ok`` marks the items whose embedding exists (readable files). ``threshold`` is a score, or a function of
+    the protocol gallery's photo count returning a :class:`facecli.decision.Decision` (then the metrics record
+    its source and FPIR too). With ``scale`` similarities are scores;
     ``face_status`` discounts washed-out faces; ``photo`` adds photo evidence as ``match`` does (the gallery's
     photos are the protocol's gallery images). Returns the match result and the item indices of its probes,
     or None when the protocol has no gallery or no probe in this data.
@@ -288,6 +291,9 @@ def run_protocol(
     probes = [i for i in probes if ok[i]]
     if not gal or not probes:
         return None
+    decision = None if isinstance(threshold, int | float) else threshold(len(gal))
+    if decision is not None:
+        threshold = decision.threshold
     gallery = in_memory_gallery(embeddings[gal], [items[i].identity for i in gal], threshold)
     status = [face_status[i] if face_status is not None else "" for i in probes]
     votes = None
@@ -307,4 +313,7 @@ def run_protocol(
                            [items[i].identity for i in probes], [items[i].distortion for i in probes],
                            evidence=evidence)
     res.metrics["protocol"] = protocol
+    res.metrics["gallery_photos"] = len(gal)
+    if decision is not None:
+        res.metrics.update(threshold_source=decision.source, predicted_fpir=decision.fpir)
     return res, probes

@@ -133,7 +133,7 @@ IDENTITY_ROWS = [
     ("TAR at FAR 1e-4", "verification_tar_at_far_1e-4"), ("TAR at FAR 1e-5", "verification_tar_at_far_1e-5"),
     ("DIR at FPIR 1% (threshold-free, open set)", "dir_at_fpir_0.01"),
     ("DIR at FPIR 0.1% (threshold-free, open set)", "dir_at_fpir_0.001"),
-    ("threshold T", "threshold"),
+    ("threshold T", "threshold"), ("threshold from", "threshold_source"),
 ]
 KIND_COLUMNS = {"probes": "probes", "top1_accuracy": "top-1", "macro_f1": "macro-F1", "fpir": "FPIR",
                 "verification_f1": "verif F1", "verification_roc_auc": "AUC",

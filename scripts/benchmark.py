@@ -3,7 +3,10 @@
 Each command runs as its own process on 250x250 JPEGs (decode, preprocessing, inference and CSV writing
 included, and Python start-up and model loading too); the script prints images/s and the peak resident
 memory of that process. Images are generated unless ``--data`` points at a FACECOM folder, in which case
-the 250x250 Task_A photos are used for classify and Task_B identity folders for match.
+the 250x250 Task_A photos are used for classify and Task_B identity folders for match. ``match`` is timed on
+two kinds of probe, which take different paths: same-photo probes (degraded copies of gallery photos: photo
+evidence can decide them) and cross-photo probes (degraded copies of a person's *other* photos, whose own photo
+is not in the gallery: photo evidence runs but never decides).
 
     python scripts/benchmark.py                      # generated images, default models
     python scripts/benchmark.py --data ../shared/data/FACECOM --images 1500
@@ -76,6 +79,41 @@ def make_identity_folder(root: Path, n_probes: int, data: Path | None, rng) -> i
             noisy = np.clip(img.astype(np.int16) + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
             cv2.imwrite(str(d / "distortion" / f"id_{i:05d}_0001_{k}.jpg"), noisy)
     return n_ids * len(KINDS)
+
+
+def make_cross_photo_folders(gallery: Path, probes: Path, n_probes: int, data: Path | None, rng) -> int:
+    """Cross-photo probes: for identities with two or more clean photos, clean[0::2] go into ``gallery`` (an
+    identity layout) and the degraded copies of clean[1::2] into ``probes`` (a plain folder), so no probe's own
+    photo is in the gallery (photo evidence runs for them but can never decide). Generated data: one photo of
+    each identity in the gallery and a perturbed second photo's copies as probes."""
+    n = 0
+    if data is not None:
+        for d in sorted(p for p in (data / "Task_B" / "train").iterdir() if p.is_dir()):
+            clean = sorted(d.glob("*.jpg"))
+            if len(clean) < 2:
+                continue
+            (gallery / d.name).mkdir(parents=True)
+            for c in clean[0::2]:
+                shutil.copy(c, gallery / d.name / c.name)
+            for c in clean[1::2]:
+                for k in KINDS:
+                    src = d / "distortion" / f"{c.stem}_{k}.jpg"
+                    if src.is_file() and n < n_probes:
+                        probes.mkdir(parents=True, exist_ok=True)
+                        shutil.copy(src, probes / f"{d.name}__{src.name}")
+                        n += 1
+            if n >= n_probes:
+                break
+        return n
+    make_identity_folder(gallery, n_probes, None, rng)
+    for dist in gallery.glob("*/distortion"):
+        probes.mkdir(parents=True, exist_ok=True)
+        for f in dist.glob("*.jpg"):
+            img = cv2.imread(str(f))
+            cv2.imwrite(str(probes / f.name), cv2.flip(img, 1))  # another "photo": not a copy of the gallery's
+            n += 1
+        shutil.rmtree(dist)
+    return n
 
 
 def make_huge_folder(root: Path, n: int, rng) -> list[str]:
@@ -245,6 +283,7 @@ def command_speed(args) -> None:
         gm = ["--model", str(args.gender_model)] if args.gender_model else []
         im = ["--model", str(args.identity_model)] if args.identity_model else []
         n_clean = sum(1 for p in (tmp / "ids").glob("*/*.jpg"))
+        n_cross = make_cross_photo_folders(tmp / "xgal", tmp / "xprobes", args.images, args.data, rng)
         versions = {"this": None}
         if args.baseline:
             versions["baseline"] = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
@@ -257,8 +296,13 @@ def command_speed(args) -> None:
                                            *gm, *extra]),
                 (f"gallery build{tag}", n_clean, [*facecli, "gallery", "build", str(tmp / "ids"), "--gallery",
                                                   str(tmp / "g{v}"), *im, *extra]),
-                (f"match{tag}", n_probe, [*facecli, "match", str(tmp / "ids"), "--gallery", str(tmp / "g{v}"),
-                                          "--out", str(tmp / "m.csv"), *im, *extra]),
+                (f"match same-photo{tag}", n_probe, [*facecli, "match", str(tmp / "ids"), "--gallery",
+                                                     str(tmp / "g{v}"), "--out", str(tmp / "m.csv"), *im, *extra]),
+                (f"gallery build x{tag}", sum(1 for _ in (tmp / "xgal").glob("*/*.jpg")),
+                 [*facecli, "gallery", "build", str(tmp / "xgal"), "--gallery", str(tmp / "x{v}"), *im, *extra]),
+                (f"match cross-photo{tag}", n_cross, [*facecli, "match", str(tmp / "xprobes"), "--gallery",
+                                                      str(tmp / "x{v}"), "--layout", "plain", "--out",
+                                                      str(tmp / "x.csv"), *im, *extra]),
             ]
             for name, n, cmd in jobs:
                 got = {}
@@ -270,11 +314,11 @@ def command_speed(args) -> None:
     src = f"FACECOM images from {args.data}" if args.data else "generated 250x250 JPEGs"
     print(f"# facecli benchmark: {src}; {os.cpu_count()} CPU cores; whole commands (start-up included), "
           f"median of {args.repeat} runs" + (f"; baseline: {args.baseline}" if args.baseline else ""))
-    head = f"{'command':<21} {'images':>7} {'seconds':>8} {'images/s':>9} {'peak RSS MiB':>13}"
+    head = f"{'command':<24} {'images':>7} {'seconds':>8} {'images/s':>9} {'peak RSS MiB':>13}"
     print(head + (f" {'baseline img/s':>15} {'baseline MiB':>13} {'ratio':>6}" if args.baseline else ""))
     for name, n, res in rows:
         wall, rss = res["this"]
-        line = f"{name:<21} {n:>7} {wall:>8.1f} {n / wall:>9.1f} {rss:>13.0f}"
+        line = f"{name:<24} {n:>7} {wall:>8.1f} {n / wall:>9.1f} {rss:>13.0f}"
         if "baseline" in res:
             bw, brss = res["baseline"]
             line += f" {n / bw:>15.1f} {brss:>13.0f} {bw / wall:>6.2f}"
