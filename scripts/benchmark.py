@@ -138,7 +138,9 @@ def timed(cmd: list[str], repeat: int = 1, env: dict | None = None) -> tuple[flo
 
 def _timed_once(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    # run outside any checkout: `python -m` puts the working folder first on sys.path, so a command started in
+    # this repository would import this checkout's facecli even for --baseline (whose PYTHONPATH comes after it)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tempfile.gettempdir())
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -200,6 +202,9 @@ def main() -> None:
     ap.add_argument("--gallery-scale", type=int, metavar="N",
                     help="instead: time a gallery of N random identities (index build, save, load, search)")
     args = ap.parse_args()
+    for name in ("gender_model", "identity_model", "baseline"):  # commands run in another folder
+        if getattr(args, name) is not None:
+            setattr(args, name, getattr(args, name).resolve())
     if args.gallery_scale:
         gallery_scale(args.gallery_scale)
         return
