@@ -29,10 +29,10 @@ import numpy as np
 class FalseMatchCurve:
     """Per-comparison false-match rate against score, measured on held-out people.
 
-    points: (score, fmr) pairs, scores increasing and rates decreasing; between points the rate is
-        interpolated linearly in log10(fmr). Below the lowest score the rate rises linearly to 1 at score 0;
-        above the highest it falls on along the last segment's slope (an extrapolation: a decision that needs
-        a rate below :attr:`lowest_fmr` says so).
+    points: (score, fmr) pairs, scores increasing and rates decreasing; between points log10(fmr) is
+        interpolated linearly in logit(score), from (0, 1) below the lowest point. Above the highest score it
+        falls on along a line fitted to the last measured decade (an extrapolation: a decision that needs a
+        rate below :attr:`lowest_fmr` says so).
     fitted_on: the data, split, pairs and N it was measured on, in words.
     """
 
@@ -61,9 +61,14 @@ class FalseMatchCurve:
         lf = [math.log10(p[1]) for p in self.points]
         if s[0] > 0:
             s, lf = [0.0, *s], [0.0, *lf]
-        x = _logit(np.array(s))
-        slope = min((lf[-1] - lf[-2]) / max(x[-1] - x[-2], 1e-9), -1e-6)
-        return x, np.array(lf), slope
+        x, lf = _logit(np.array(s)), np.array(lf)
+        # the tail's slope: a least-squares line through the points of the last measured decade (a single last
+        # segment rests on a handful of pairs)
+        tail = lf <= lf[-1] + 1.0
+        if tail.sum() < 2:
+            tail[-2:] = True
+        slope = float(np.polyfit(x[tail], lf[tail], 1)[0]) if np.ptp(x[tail]) > 0 else -1e-6
+        return x, lf, min(slope, -1e-6)
 
     def fmr(self, score: float) -> float:
         """The share of different-person comparisons whose score reaches ``score``."""

@@ -167,11 +167,11 @@ def to_tensor(crops: np.ndarray | list[np.ndarray], spec: Preprocessing) -> np.n
 
 
 def flip_average(run: Any, x: np.ndarray) -> np.ndarray:
-    """Embeddings of the NCHW batch ``x`` averaged with those of its mirror image: ``run`` is called once on
-    the doubled batch, each half is L2-normalised, and their sum is normalised again."""
-    n = len(x)
-    out = np.asarray(run(np.concatenate([x, x[..., ::-1]])), dtype=np.float32)
-    a, b = out[:n], out[n:]
+    """Embeddings of the NCHW batch ``x`` averaged with those of its mirror image: ``run`` embeds the batch and
+    its mirror (two calls: as fast as one doubled batch on the CPU, at half the peak memory), each is
+    L2-normalised, and their sum is normalised again."""
+    a = np.asarray(run(x), dtype=np.float32)
+    b = np.asarray(run(np.ascontiguousarray(x[..., ::-1])), dtype=np.float32)
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     m = a + b
