@@ -149,3 +149,33 @@ def test_dir_at_fpir_by_hand():
     assert np.isnan(dir_at_fpir(truth, pred, best, known, 0.001))  # 100 strangers cannot measure 0.1%
     m = verification_metrics(np.array([0.9, 0.8]), np.linspace(0, 0.85, 100_000), 0.5)
     assert m["tar_at_far_1e-4"] == 0.5 and m["tar_at_far_1e-5"] == 0.5
+
+
+def test_every_answer_says_which_threshold_applied_and_what_it_means(tmp_path, cli):
+    """gallery build and info show match's operating point for the gallery; match summaries say where the
+    threshold came from and the share of strangers it accepts; verify --json gives the false-match rates."""
+    import cv2
+    from skimage import data
+
+    from tests.conftest import write
+
+    face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (256, 256))
+    root = tmp_path / "people"
+    write(root / "eileen" / "eileen_0001.png", face)
+    write(root / "cat" / "cat_0001.png", cv2.resize(cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR), (256, 256)))
+    g = tmp_path / "g"
+    r = cli("gallery", "build", root, "-g", g)
+    assert r.code == 0, r.err
+    assert "default FPIR 1.00% for 2 gallery photos" in r.out + r.err
+    info = cli("gallery", "info", g)
+    assert "match default: threshold from" in info.out + info.err and "(FPIR)" in info.out + info.err
+    probe = write(tmp_path / "p" / "mirror.png", cv2.flip(face, 1))
+    r = cli("match", probe.parent, "-g", g, "--layout", "plain", "--fpir", "0.001", "--out", tmp_path / "m.csv")
+    assert r.code == 0, r.err
+    said = r.out + r.err
+    assert "--fpir 0.10% for 2 gallery photos" in said and "strangers accepted for 2 gallery photos" in said
+    assert cli("match", probe.parent, "-g", g, "--fpir", "2", "--out", tmp_path / "m2.csv").code == 2
+    r = cli("verify", root / "eileen" / "eileen_0001.png", probe, "--json", "--fmr", "1e-4")
+    v = json.loads(r.out)
+    assert r.code == (0 if v["same"] else 1) and v["fmr"] == pytest.approx(1e-4, rel=1e-6)
+    assert v["threshold_source"].startswith("--fmr 0.0001") and 0 < v["similarity_fmr"] <= 1
