@@ -8,12 +8,14 @@ numpy arrays alike (see :mod:`facecli.api` for the conventions):
 - recognition: :func:`embed_images`, :func:`build_gallery`, :func:`add_to_gallery`, :func:`load_gallery`,
   :func:`match_probes`, :func:`verify` (two photos: the same person?), :func:`calibrate_threshold`,
   :func:`evaluate_identity`
+- who is in a folder: :func:`cluster_faces` (group faces by person, no names needed), :func:`evaluate_cluster`
 - results files (.csv, .parquet, .jsonl): :func:`read_results`
 - records: :class:`ModelCard` (what a model is and how to feed it), :class:`Preprocessing`,
   :class:`Gallery`, :class:`RunOptions` (detection, batch size, device, threads, progress: how any run goes);
   every bad value raises :class:`FacecliError` with a one-line message
 - results: every verb returns one (:class:`ClassifyRun`, :class:`MatchRun`, :class:`GalleryBuild`,
-  :class:`GenderEval`, :class:`IdentityEval`) with ``.table``, ``.summary_rows()`` and ``.save(path)``.
+  :class:`GenderEval`, :class:`IdentityEval`, :class:`ClusterRun`, :class:`ClusterEval`) with ``.table``,
+  ``.summary_rows()`` and ``.save(path)``.
 
 Example::
 
@@ -47,8 +49,10 @@ from facecli.api import (  # noqa: E402
     build_gallery,
     calibrate_threshold,
     classify_images,
+    cluster_faces,
     detect_faces,
     embed_images,
+    evaluate_cluster,
     evaluate_gender,
     evaluate_identity,
     load_gallery,
@@ -67,7 +71,8 @@ from facecli.options import RunOptions  # noqa: E402
 # result classes load their modules (pandas) on first use, so `facecli --version` stays fast
 _LAZY = {"Verdict": "facecli.verification",
          "ClassifyRun": "facecli.classify", "MatchRun": "facecli.recognise", "GalleryBuild": "facecli.recognise",
-         "GenderEval": "facecli.evaluate", "IdentityEval": "facecli.evaluate"}
+         "GenderEval": "facecli.evaluate", "IdentityEval": "facecli.evaluate", "ClusterRun": "facecli.cluster",
+         "ClusterEval": "facecli.cluster_eval"}
 
 
 def __getattr__(name: str):
@@ -78,6 +83,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "ClassifyRun",
+    "ClusterEval",
+    "ClusterRun",
     "FacecliError",
     "Gallery",
     "GalleryBuild",
@@ -93,8 +100,10 @@ __all__ = [
     "build_gallery",
     "calibrate_threshold",
     "classify_images",
+    "cluster_faces",
     "detect_faces",
     "embed_images",
+    "evaluate_cluster",
     "evaluate_gender",
     "evaluate_identity",
     "load_gallery",

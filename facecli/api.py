@@ -45,6 +45,8 @@ from facecli.validate import check_choice, check_float, check_int
 
 if TYPE_CHECKING:
     from facecli.classify import ClassifyRun
+    from facecli.cluster import ClusterRun
+    from facecli.cluster_eval import ClusterEval
     from facecli.evaluate import GenderEval, IdentityEval
     from facecli.recognise import Embedded, GalleryBuild, MatchRun
 
@@ -245,7 +247,7 @@ def _sources(images: Any) -> list[str | os.PathLike] | None:
 
 
 def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any], opts: RunOptions, resume: bool,
-            raw: bool, part_size: int):
+            raw: bool, part_size: int, parts_as: Any = None):
     """Run ``job`` over ``sources`` streamed into ``out`` on the chosen engine."""
     from facecli.atomic import check_output_file
     from facecli.batch import local_mapper, run_streamed
@@ -255,12 +257,14 @@ def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any
     check_int("part_size", part_size, 1, 1_000_000)
     check_output_file(out, inputs=[s for s in sources if os.fspath(s) != "-"])
     if opts.engine != "ray":
-        return run_streamed(sources, local_mapper(job), out, info, opts, resume=resume, raw=raw, chunk=part_size)
+        return run_streamed(sources, local_mapper(job), out, info, opts, resume=resume, raw=raw, chunk=part_size,
+                            parts_as=parts_as)
     from facecli.engines import ray_mapper
 
     mapper = ray_mapper(job, opts)  # joins the cluster now: an unreachable one fails before any output
     try:
-        return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, chunk=part_size)
+        return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, chunk=part_size,
+                            parts_as=parts_as)
     finally:
         mapper.close()
 
@@ -530,6 +534,125 @@ def evaluate_identity(data: str | os.PathLike, model: ModelArg = None, *, out: s
     m = _model(model, "identity", opts)
     res = _evaluate(m, identity_split_folder(data, split), threshold, opts,
                     photo_model=photo_model_for(None, options=opts) if photo else None, fpir=fpir)
+    if out is not None:
+        res.save(out)
+    return res
+
+
+# ------------------------------------------------------------------ clustering
+
+
+def cluster_faces(images: Images, model: ModelArg = None, *, threshold: float | None = None,
+                  fmr: float | None = None, gallery: Gallery | str | os.PathLike | None = None,
+                  fpir: float | None = None, photo: bool = True, out: str | os.PathLike | None = None,
+                  resume: bool = False, raw: bool = False, part_size: int = PART_SIZE,
+                  options: RunOptions | None = None, **run: Any) -> ClusterRun:
+    """Group every face in ``images`` by person, without names (:mod:`facecli.cluster`).
+
+    ``.table`` has one row per face: path, face, cluster (1 = largest; singletons last), name (person_0001,
+    ..., "singleton", or a gallery identity), cluster_size, confidence (the face's average score against the
+    rest of its cluster), evidence (face, or photo for a washed-out copy joined to its source photo),
+    face_status, restored, box, error. Faces link when their clusters' average score reaches the threshold:
+    ``threshold`` (a raw score), else ``fmr`` (false-match rate of one comparison through the model's curve,
+    default :data:`facecli.cluster.CLUSTER_FMR`). ``gallery`` names clusters whose faces it recognises (at
+    ``fpir``, as ``match`` decides). ``photo`` (default) joins washed-out faces to the photos they are copies of.
+
+    With ``out`` and ``images`` given as paths the embedding streams in durable parts like ``classify``
+    (``resume`` continues a killed run, ``engine="ray"`` runs it on Ray) and the grouping runs once at the end.
+    """
+    from facecli.cluster import ClusterJob, ClusterRun, embed_faces, group_table, join_parts, write_part
+
+    opts = RunOptions.of(options, **run)
+    m = _model(model, "identity", opts)
+    how = _grouping(m, threshold, fmr, gallery, fpir, opts)
+    pm = photo_model_for(None, options=opts) if photo else None
+    dim = m.card.embedding_dim or 128
+    sources = _sources(images)
+    if out is not None and sources is not None:
+        from facecli.batch import Parts
+
+        job = ClusterJob(str(m.path), photo, opts).load(m, pm)
+        info = {"command": "cluster", "model": m.sha256, "threshold": how.decision.threshold, "photo": photo,
+                "gallery": None if how.gallery is None else how.gallery.meta.get("updated"),
+                "detect": opts.detect, "restore": opts.restore, "sources": [str(s) for s in sources]}
+        join = join_parts(how, dim, raw)
+        done = _stream(sources, job, out, info, opts, resume, raw, part_size, Parts(write_part, join, ".jsonl"))
+        return ClusterRun(join.table, done.images, how.decision, streamed=done)
+    if resume:
+        raise FacecliError("resume needs out (the output of the interrupted run) and images given as paths")
+    named = _named(images)
+    opts.total(len(named))
+    table = embed_faces(m, pm, [n[0] for n in named], [n[1] for n in named], opts)
+    res = ClusterRun(group_table(table, dim, how), len(named), how.decision)
+    if out is not None:
+        res.save(out, raw=raw)
+    return res
+
+
+def _grouping(m: OnnxModel, threshold: float | None, fmr: float | None, gallery: Any, fpir: float | None,
+              opts: RunOptions) -> Any:
+    """The linkage decision (its score and cosine) and the gallery that names clusters."""
+    from facecli.cluster import CLUSTER_FMR, Grouping
+
+    dec = decide(m.card, threshold=threshold, fmr=CLUSTER_FMR if fmr is None and threshold is None else fmr)
+    if fmr is None and threshold is None and dec.source.startswith("--fmr"):
+        dec = type(dec)(dec.threshold, "cluster default " + dec.source[2:], dec.fmr, dec.fpir, dec.comparisons)
+    scale = m.card.score_scale
+    cosine = scale.cosine(dec.threshold) if scale is not None else dec.threshold
+    g = name_dec = None
+    if gallery is not None:
+        g = _gallery(gallery)
+        model_for_gallery(g, m, options=opts)  # the gallery must have been built by this model
+        name_dec = decide(m.card, fpir=fpir, comparisons=len(g.rows),
+                          stored=g.calibrated_threshold(scale))
+    elif fpir is not None:
+        raise FacecliError("fpir applies to naming clusters with a gallery; give gallery too")
+    return Grouping(dec, float(cosine), scale, g, name_dec)
+
+
+def _named(images: Images) -> list[tuple[ImageInput, str]]:
+    """Inputs in memory or as paths, each with the name its rows carry."""
+    from facecli.scan import input_name
+
+    sources = _sources(images)
+    if sources is not None:
+        from facecli.inputs import iter_inputs, nothing_found
+
+        named = [(n.item, n.name) for n in iter_inputs(sources)]
+        if not named:
+            raise nothing_found(sources)
+        return named
+    items, root = _inputs(images)
+    return [(it, input_name(it, i, root)) for i, it in enumerate(items)]
+
+
+def evaluate_cluster(data: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
+                     split: str | None = None, threshold: float | None = None, fmr: float | None = None,
+                     photo: bool = True, exclude: Sequence[str] = (), options: RunOptions | None = None,
+                     **run: Any) -> ClusterEval:
+    """Cluster every image of an identity-layout folder (a Task B folder's ``val/``, or ``split``) as
+    :func:`cluster_faces` would, and score the clusters against the identities: BCubed and pairwise precision,
+    recall and F, clusters against people, per distortion kind (:mod:`facecli.cluster_eval`). ``exclude``
+    leaves distortion kinds out (e.g. ``["sunny"]``). ``out`` saves clusters.csv, metrics.json and
+    per_distortion.csv there."""
+    from facecli.cluster import embed_faces, group_table
+    from facecli.cluster_eval import labelled_inputs, per_row, score_clusters
+    from facecli.scan import identity_split_folder
+
+    opts = RunOptions.of(options, **run)
+    check_choice("split", split, choices(Split), optional=True)
+    m = _model(model, "identity", opts)
+    how = _grouping(m, threshold, fmr, None, None, opts)
+    root = identity_split_folder(data, split)
+    paths, names, identities, kinds = labelled_inputs(root, tuple(exclude))
+    if not paths:
+        raise FacecliError(f"{root}: no images left to cluster (every kind excluded?)")
+    opts.total(len(paths))
+    pm = photo_model_for(None, options=opts) if photo else None
+    table = group_table(embed_faces(m, pm, paths, names, opts), m.card.embedding_dim or 128, how)
+    table["true_identity"] = per_row(identities, names, table)
+    table["distortion"] = per_row(kinds, names, table)
+    res = score_clusters(table, str(root), how.decision)
     if out is not None:
         res.save(out)
     return res

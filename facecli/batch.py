@@ -81,11 +81,23 @@ def partial_folder(out: Path) -> Path:
     return out.with_name(out.name + PARTIAL)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """How a run keeps its parts and makes its output: ``write(part, table)`` writes one chunk's part (default:
+    its rows in the output's format), ``join(parts, out)`` makes the output from every part in order (default:
+    concatenated), and ``suffix`` is the parts' extension (default: the output's). A table verb whose output
+    needs all rows at once (``cluster``) keeps what it needs in its parts and joins them its own way."""
+
+    write: Callable[[Path, pd.DataFrame], None] | None = None
+    join: Callable[[list[Path], Path], None] | None = None
+    suffix: str | None = None
+
+
 def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out: str | os.PathLike[str],
                  run_info: dict[str, Any], run: RunOptions, *, resume: bool = False, raw: bool = False,
-                 chunk: int = PART_SIZE) -> Streamed:
+                 chunk: int = PART_SIZE, parts_as: Parts | None = None) -> Streamed:
     """Run ``mapper`` over the inputs of ``sources`` chunk by chunk, writing each chunk's rows as a part of
-    ``out``, then join the parts into ``out``.
+    ``out``, then join the parts into ``out`` (``parts_as`` changes how: :class:`Parts`).
 
     ``run_info`` says what the run is (command, model, threshold, options): a resumed run must be the same.
     """
@@ -93,17 +105,22 @@ def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out:
     output_format(out)
     check_sources(sources)
     parts = partial_folder(out)
+    how = parts_as or Parts()
     info = {"facecli_partial": 1, "chunk": chunk, "raw": raw, "format": out.suffix.lower(), **run_info}
+    if how.suffix:
+        info["part_format"] = how.suffix
     lock = _open_partial(parts, info, resume)
     try:
-        return _run(parts, info, sources, mapper, out, run, raw, chunk)
+        return _run(parts, info, sources, mapper, out, run, raw, chunk, how)
     finally:
         os.close(lock)
 
 
 def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[str]], mapper: Mapper,
-         out: Path, run: RunOptions, raw: bool, chunk: int) -> Streamed:
-    done = _done_parts(parts, info["format"])
+         out: Path, run: RunOptions, raw: bool, chunk: int, how: Parts) -> Streamed:
+    suffix = how.suffix or info["format"]
+    write = how.write or (lambda p, t: write_table(p, t, raw=raw))
+    done = _done_parts(parts, suffix)
     res = Streamed(out)
     stream = iter_inputs(sources)
     seen = [0]
@@ -130,8 +147,8 @@ def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[
 
     for k, table, rows in mapper(todo()):
         first, last, n, names = firsts.pop(k)
-        part = parts / f"part-{k:08d}{info['format']}"
-        write_table(part, table, raw=raw)
+        part = parts / f"part-{k:08d}{suffix}"
+        write(part, table)
         meta = {"first": first, "last": last, "images": n, "names": names, "sha256": _file_digest(part),
                 "rows": len(table), "failed": failed_rows(table), "summary": [[name, v] for name, v in rows]}
         write_json(parts / f"part-{k:08d}.json", meta)  # last: the part now counts as done
@@ -141,8 +158,8 @@ def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[
         from facecli.inputs import nothing_found
 
         raise nothing_found(sources)
-    files = [parts / f"part-{k:08d}{info['format']}" for k in range(n_chunks[0])]  # only this run's inputs
-    assemble(files, out)
+    files = [parts / f"part-{k:08d}{suffix}" for k in range(n_chunks[0])]  # only this run's inputs
+    (how.join or assemble)(files, out)
     shutil.rmtree(parts, ignore_errors=True)
     return res
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from facecli.card import GENDER_LABELS
 
@@ -190,3 +191,43 @@ def identification_metrics(
     right = np.where(g, (p == t) & accepted, ~accepted)
     out["open_set_accuracy"] = float(right.mean()) if len(t) else float("nan")
     return out
+
+
+def clustering_metrics(truth: Sequence[str], pred: Sequence[Any]) -> dict[str, Any]:
+    """BCubed and pairwise precision, recall and F of a clustering against the true identities, and the numbers
+    of clusters and people. ``pred`` None (an item in no cluster) counts as a cluster of its own.
+
+    BCubed (Amigó et al. 2009) averages over items: an item's precision is the share of its cluster that is
+    its person, its recall the share of its person that is in its cluster. Pairwise counts pairs of items put
+    together (precision) and pairs of one person kept together (recall). Also returns the per-item BCubed
+    values (``_precision``, ``_recall``) so that a caller can average them over a subset (one distortion).
+    """
+    t = pd.factorize(pd.Series(list(truth), dtype=object))[0]
+    raw = pd.Series(list(pred), dtype=object)
+    alone = raw.isna().to_numpy()
+    p = pd.factorize(raw.where(~alone, None))[0]
+    p[alone] = p.max(initial=-1) + 1 + np.arange(alone.sum())
+
+    def sizes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each item's group size, and every group's size."""
+        _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+        return counts[inverse].astype(float), counts.astype(float)
+
+    (n_joint, c_joint), (n_pred, c_pred), (n_true, c_true) = sizes(t * (p.max(initial=0) + 1) + p), sizes(p), sizes(t)
+    prec, rec = n_joint / n_pred, n_joint / n_true
+
+    def pairs(counts: np.ndarray) -> float:
+        return float((counts * (counts - 1) / 2).sum())
+
+    together, pred_pairs, true_pairs = pairs(c_joint), pairs(c_pred), pairs(c_true)
+    pp = together / pred_pairs if pred_pairs else 1.0
+    pr = together / true_pairs if true_pairs else 1.0
+    bp, br = float(prec.mean()) if len(prec) else 0.0, float(rec.mean()) if len(rec) else 0.0
+    return {"n": len(t), "people": int(len(set(t))), "clusters": int(len(set(p))),
+            "bcubed_precision": bp, "bcubed_recall": br, "bcubed_f": _f(bp, br),
+            "pairwise_precision": pp, "pairwise_recall": pr, "pairwise_f": _f(pp, pr),
+            "_precision": prec, "_recall": rec}
+
+
+def _f(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0

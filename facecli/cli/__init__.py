@@ -16,6 +16,7 @@ from facecli.cli import export as _export
 from facecli.cli import gallery as _gallery
 from facecli.cli import train as _train
 from facecli.cli.classify import classify_cmd
+from facecli.cli.cluster import cluster_cmd
 from facecli.cli.match import calibrate_cmd, match_cmd
 from facecli.cli.verify import verify_cmd
 from facecli.errors import AllInputsFailed, FacecliError
@@ -32,6 +33,7 @@ app.command("classify")(classify_cmd)
 app.command("match")(match_cmd)
 app.command("calibrate")(calibrate_cmd)
 app.command("verify")(verify_cmd)
+app.command("cluster")(cluster_cmd)
 
 
 def _version(show: bool) -> None:
@@ -99,7 +101,7 @@ def main() -> None:
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, *aborts):
-        print("interrupted (a classify or match run continues with --resume)", file=sys.stderr)
+        print("interrupted (a classify, match or cluster run continues with --resume)", file=sys.stderr)
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
 

@@ -12,6 +12,7 @@ from facecli.cli.common import (
     RawCsvOpt,
     SplitOpt,
     ThresholdOpt,
+    _rate,
     console,
     load,
     print_rows,
@@ -21,7 +22,8 @@ from facecli.cli.common import (
 )
 from facecli.options import RunOptions
 
-app = typer.Typer(help="Evaluate a model on a labelled folder and write a full report.", no_args_is_help=True)
+app = typer.Typer(help="Evaluate a model on a labelled folder and write a full report (gender, identity, cluster).",
+                  no_args_is_help=True)
 
 DataArg = Annotated[Path, typer.Argument(exists=True, file_okay=False, help=(
     "Labelled folder: for gender male/ and female/ (or a Task A folder), for identity ROOT/<identity>/ with "
@@ -74,3 +76,30 @@ app.command("gender")(_command("gender", "Evaluate a gender model: accuracy, pre
                                          "confusion matrix, plots (predictions.csv, metrics.json)."))
 app.command("identity")(_command("identity", "FACECOM protocol (gallery = clean, probes = distorted) and cross-photo "
                                              "protocol, full report."))
+
+
+@with_run_options
+def _cluster(data: DataArg, out: ReportDir = Path("eval-cluster"), model: ModelOpt = None, split: SplitOpt = None,
+             threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help=(
+                 "Linkage threshold as a raw score on the model's scale. Default: from --fmr."))] = None,
+             fmr: Annotated[float | None, typer.Option(callback=_rate, help=(
+                 "False-match rate of one comparison at the linkage threshold. Default 0.0015."))] = None,
+             photo: Annotated[bool, typer.Option("--photo/--no-photo", help=(
+                 "Join washed-out faces to the photos they are copies of (default: on)."))] = True,
+             exclude: Annotated[list[str] | None, typer.Option(help=(
+                 "Leave out a distortion kind (repeat for several), e.g. --exclude sunny."))] = None,
+             raw_csv: RawCsvOpt = False, *, run: RunOptions) -> None:
+    """Cluster every image of an identity-layout folder as 'facecli cluster' does and score it: BCubed and
+    pairwise precision, recall and F, clusters against people, per distortion kind."""
+    from facecli import api
+
+    m = load(model, "identity", run, threshold=threshold)
+    with progress(run, "evaluate") as run:
+        res = api.evaluate_cluster(data, m, split=None if split is None else split.value, threshold=threshold,
+                                   fmr=fmr, photo=photo, exclude=exclude or (), options=run)
+    res.save(out, raw=raw_csv)
+    print_rows(f"cluster evaluation on {res.metrics['data']} with {m.path.name}", res.summary_rows())
+    wrote(out, " (report)")
+
+
+app.command("cluster")(_cluster)

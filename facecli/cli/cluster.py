@@ -1,0 +1,73 @@
+"""``facecli cluster``: group every face in a folder by person, without names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facecli.cli import common
+from facecli.options import PART_SIZE, RunOptions
+
+
+@common.with_run_options
+def cluster_cmd(
+    inputs: Annotated[list[str], typer.Argument(
+        metavar="INPUT...", help="Folders (scanned recursively for images), image files, or - to read "
+                                 "newline-separated paths from standard input.")],
+    out: common.OutOpt = Path("clusters.csv"),
+    model: common.ModelOpt = None,
+    threshold: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Linkage threshold as a raw score on the model's scale: two groups join while the "
+                               "average score of their faces reaches it. Default: from --fmr.")] = None,
+    fmr: Annotated[float | None, typer.Option(
+        callback=common._rate, help="False-match rate of one comparison at the linkage threshold (the model's "
+                                    "false-match curve): lower splits more, higher merges more. Default 0.0015.")]
+    = None,
+    gallery: Annotated[Path | None, typer.Option("--gallery", "-g", file_okay=False, exists=True, help=(
+        "Gallery folder: a cluster whose faces it recognises (most of them, as match would accept them) takes "
+        "that identity's name; the others stay person_0001, ...."))] = None,
+    fpir: common.FpirOpt = None,
+    photo: Annotated[bool, typer.Option("--photo/--no-photo", help=(
+        "Join a washed-out face (sun glare) to the cluster of the photo it is a degraded copy of (evidence "
+        "photo); without it such faces stay singletons (default: on)."))] = True,
+    report: Annotated[Path | None, typer.Option(file_okay=False, help=(
+        "Also write an HTML page there (index.html, self-contained): one row of face thumbnails per cluster, "
+        "largest first, opened in a browser from disk."))] = None,
+    raw_csv: common.RawCsvOpt = False,
+    resume: common.ResumeOpt = False,
+    part_size: common.PartSizeOpt = PART_SIZE,
+    engine: common.EngineOpt = common.Engine.local,
+    address: common.AddressOpt = None,
+    *,
+    run: RunOptions,
+) -> None:
+    """Group every face of the INPUTs by person and write one row per face (path, face, cluster, name,
+    cluster_size, confidence, evidence, face_status, restored, box, error) to --out. Faces are embedded in
+    durable parts (--resume continues a killed run); grouping runs once at the end."""
+    from facecli.api import cluster_faces, load_gallery
+
+    run = common.batch_options(run, engine, address)
+    common.check_out(out, inputs)
+    if report is not None:
+        from facecli.atomic import check_writable
+
+        check_writable(report, "--report")
+    if fpir is not None and gallery is None:
+        raise typer.BadParameter("--fpir sets how clusters are named from a gallery; add --gallery")
+    m = common.load(model, "identity", run, threshold=threshold)
+    g = load_gallery(gallery) if gallery is not None else None
+    with common.progress(run, "embed") as run:
+        res = cluster_faces(list(inputs), m, threshold=threshold, fmr=fmr, gallery=g, fpir=fpir, photo=photo,
+                            out=out, resume=resume, raw=raw_csv, part_size=part_size, options=run)
+    common.print_rows(f"cluster summary: {' '.join(map(str, inputs))}", res.summary_rows())
+    common.wrote(out)
+    if report is not None:
+        from facecli.cluster_report import write_report
+
+        page = write_report(res.table, report, list(inputs))
+        common.wrote(page, " (report)")
+    if res.all_failed:
+        common.console().print(f"[red]every input failed[/]: see the error column of {out}")
+        raise typer.Exit(1)

@@ -1,0 +1,386 @@
+"""Who is in this folder: every face found, grouped by person without names (``facecli cluster``).
+
+Two stages. **Embed** (chunk by chunk, streamed and resumable like ``classify``, on either engine): every
+face of every image gets the identity model's embedding; with photo evidence, each image also gets the photo
+matcher's vector and its thumbnails (:mod:`facecli.photo`). **Group** (once, over all faces): average linkage
+over a k-nearest-neighbour graph (:mod:`facecli.clustering`), stopping at a threshold on the calibrated score
+(default: a false-match rate of :data:`CLUSTER_FMR` per comparison). Faces the glare washed out (face_status
+``fallback``) or not found do not link by face: their embedding describes the glare, not the person. With
+photo evidence such an image joins the cluster of the photo it is a degraded copy of (evidence ``photo``);
+else it stays a singleton (a washed-out face) or unclustered (no face).
+
+Cluster numbers are stable: 1 is the largest cluster, ties broken by the first row; singletons (faces that
+joined no one, ``cluster_size`` 1, name ``singleton``) come after every cluster of two or more. With a
+gallery, a cluster whose members' accepted matches agree on one identity (most of the cluster) takes its
+name; the others are ``person_0001``, ... (the cluster's number).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from facecli.batch import Streamed
+from facecli.clustering import Clusters, average_linkage
+from facecli.errors import FacecliError
+from facecli.inputs import Named
+from facecli.jobs import Job
+from facecli.options import RunOptions
+from facecli.pipeline import FACE_NOT_FOUND, Crop, run_model
+
+CLUSTER_FMR = 1.5e-3  # default per-comparison false-match rate of the linkage threshold. On the held-out people of
+# facecli's split (175 people, 521 clean photos and their six non-sunny copies) BCubed F was 0.948 / 0.947 / 0.952 /
+# 0.941 at 1e-3 / 1.5e-3 / 2e-3 / 2.5e-3, with 185 / 172 / 162 / 151 clusters: 1.5e-3 is the rate whose count of
+# clusters is nearest the people (within 2%) at an F as good as any
+CLUSTER_COLUMNS = ["path", "face", "cluster", "name", "cluster_size", "confidence", "evidence", "face_status",
+                   "restored", "box", "error"]
+HIDDEN = ("_vec", "_pvec", "_thumb", "_pthumb", "_usable")  # per-row arrays a part keeps beside its rows
+SINGLETON = "singleton"
+FACE_GONE = ("fallback", FACE_NOT_FOUND)  # no face evidence: the glare washed it out, or none was found
+NAME_SHARE = 0.5  # a gallery name needs the accepted matches of more than this share of a cluster's faces
+
+
+@dataclass
+class PhotoView:
+    """What photo evidence needs of one image: the photo matcher's input, the plain thumbnail (as a candidate)
+    and the probe thumbnail with its usable mask (as a washed-out probe)."""
+
+    crop: np.ndarray
+    thumb: np.ndarray
+    probe: np.ndarray
+    usable: np.ndarray
+
+
+@dataclass
+class ClusterJob(Job):
+    """Embed a chunk for clustering: one row per face (path, face, face_status, restored, box, error) with the
+    hidden per-row arrays of :data:`HIDDEN` (identity vector; photo matcher vector and thumbnails on face 0)."""
+
+    model_path: str
+    photo: bool
+    options: RunOptions
+    _model: Any = field(default=None, repr=False, compare=False)
+    _photo: Any = field(default=None, repr=False, compare=False)
+
+    def load(self, model: Any = None, photo_model: Any = None) -> ClusterJob:
+        from facecli.api import _model, photo_model_for
+
+        self._model = model or _model(self.model_path, "identity", self.options)
+        self._photo = (photo_model or photo_model_for(None, options=self.options)) if self.photo else None
+        return self
+
+    def __call__(self, block: list[Named]) -> tuple[pd.DataFrame, list[tuple[str, Any]]]:
+        if self._model is None:
+            self.load()
+        table = embed_faces(self._model, self._photo, [n.item for n in block], [n.name for n in block],
+                            self.options)
+        return table, chunk_rows(table, len(block))
+
+
+def embed_faces(model: Any, photo_model: Any, items: list[Any], names: list[str], run: RunOptions) -> pd.DataFrame:
+    """One row per face of ``items`` (files or arrays, named ``names``) in input order, with hidden arrays."""
+    views: dict[int, PhotoView] = {}
+    spec = photo_model.preprocessing.replace(detect="none", restore="none") if photo_model is not None else None
+
+    def view(bgr: np.ndarray) -> PhotoView:
+        from facecli.face.preprocess import crop_face
+        from facecli.photo import probe_thumbnail, thumbnail
+
+        probe, usable = probe_thumbnail(bgr)
+        return PhotoView(crop_face(bgr, spec), thumbnail(bgr), probe, usable)
+
+    def keep(crops: list[Crop], _: np.ndarray) -> None:
+        views.update({c.index: c.extra for c in crops if c.extra is not None})
+
+    res = run_model(model, items, run, all_faces=True, extra=view if spec else None, on_chunk=keep if spec else None)
+    pvec = _photo_vectors(photo_model, spec, views)
+    rows = []
+    for crop, v in zip(res.crops, res.outputs, strict=True):
+        pv = views.get(crop.index) if crop.face == 0 else None
+        rows.append({"_i": crop.index, "face": crop.face, "face_status": crop.face_status, "restored": crop.restored,
+                     "box": "" if crop.box is None else " ".join(map(str, crop.box)), "error": "",
+                     "_vec": np.asarray(v, np.float32), "_pvec": pvec.get(crop.index) if pv else None,
+                     "_thumb": pv.thumb if pv else None, "_pthumb": pv.probe if pv else None,
+                     "_usable": pv.usable if pv else None})
+    for i, err in res.failures.items():
+        rows.append({"_i": i, "face": None, "face_status": "", "restored": "", "box": "", "error": err,
+                     **dict.fromkeys(HIDDEN)})
+    df = pd.DataFrame(rows, columns=["_i", "face", "face_status", "restored", "box", "error", *HIDDEN])
+    df = df.sort_values(["_i", "face"], key=lambda c: pd.to_numeric(c, errors="coerce").fillna(-1), kind="stable")
+    df.insert(0, "path", [names[i] for i in df["_i"]])
+    return df.drop(columns="_i").reset_index(drop=True)
+
+
+def _photo_vectors(photo_model: Any, spec: Any, views: dict[int, PhotoView]) -> dict[int, np.ndarray]:
+    if photo_model is None or not views:
+        return {}
+    from facecli.face.preprocess import to_tensor
+
+    keys = sorted(views)
+    out = photo_model.run(to_tensor(np.stack([views[i].crop for i in keys]), spec))
+    return {i: np.asarray(v, np.float32) for i, v in zip(keys, out, strict=True)}
+
+
+def chunk_rows(table: pd.DataFrame, images: int) -> list[tuple[str, Any]]:
+    """A chunk's counts for the summary (added up over parts)."""
+    ok = table[table["error"] == ""]
+    status = ok["face_status"].value_counts()
+    return [("images", images), ("faces", int((~ok["face_status"].isin(FACE_GONE)).sum())),
+            ("washed-out faces (fallback)", int(status.get("fallback", 0))),
+            ("images without a face", int(status.get(FACE_NOT_FOUND, 0))),
+            ("files that failed", int((table["error"] != "").sum()))]
+
+
+# ------------------------------------------------------------------ grouping
+
+
+@dataclass
+class Grouping:
+    """The settings of the grouping stage: the linkage threshold (a score, with its decision) and its cosine,
+    the identity model's score scale, and an optional gallery (with its model's decision) for names."""
+
+    decision: Any  # facecli.decision.Decision
+    cosine: float
+    scale: Any = None  # facecli.card.ScoreScale or None
+    gallery: Any = None
+    name_decision: Any = None
+
+
+def group(table: pd.DataFrame, vectors: np.ndarray, photo: dict[str, np.ndarray] | None,
+          how: Grouping) -> pd.DataFrame:
+    """The final table: ``table`` (one row per face, without hidden columns) with cluster, name, cluster_size,
+    confidence and evidence, from the faces' ``vectors`` and, where given, their ``photo`` arrays (pvec,
+    thumb, pthumb, usable, has: which rows carry them)."""
+    ok = (table["error"].to_numpy() == "")
+    face = ok & ~table["face_status"].isin(FACE_GONE).to_numpy()
+    found = average_linkage(vectors, how.cosine, usable=face)
+    labels, evidence, tie = found.labels.copy(), np.where(face, "face", "").astype(object), found.tie.copy()
+    if photo is not None:
+        _attach_by_photo(table, found, photo, labels, evidence, tie)
+    gone = ok & (table["face_status"].to_numpy() == "fallback") & (labels < 0)
+    labels[gone] = labels.max(initial=-1) + 1 + np.arange(gone.sum())  # washed-out faces alone: singletons
+    out = table.copy()
+    number, sizes = _numbers(labels)
+    out["cluster"] = pd.array([n if n > 0 else None for n in number], dtype="Int64")
+    out["cluster_size"] = pd.array([sizes[n] if n > 0 else None for n in number], dtype="Int64")
+    conf = how.scale(tie) if how.scale is not None else tie
+    out["confidence"] = [round(float(c), 6) if np.isfinite(c) and n > 0 else None for c, n in zip(conf, number, strict=True)]
+    out["evidence"] = [e if n > 0 and sizes[n] > 1 else "" for e, n in zip(evidence, number, strict=True)]
+    out["name"] = _names(number, sizes, vectors, how)
+    return out.reindex(columns=CLUSTER_COLUMNS)
+
+
+def _numbers(labels: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """Cluster numbers 1..: clusters of two or more by size (largest first, ties by first row), then
+    singletons in row order; 0 for rows in no cluster."""
+    valid = labels >= 0
+    counts = Counter(labels[valid].tolist())
+    first: dict[int, int] = {}
+    for r, lab in enumerate(labels.tolist()):
+        if lab >= 0:
+            first.setdefault(lab, r)
+    order = sorted(counts, key=lambda c: (counts[c] == 1, -counts[c], first[c]))
+    to_number = {c: k + 1 for k, c in enumerate(order)}
+    number = np.array([to_number.get(lab, 0) for lab in labels.tolist()], np.int64)
+    return number, {to_number[c]: counts[c] for c in counts}
+
+
+def _attach_by_photo(table: pd.DataFrame, found: Clusters, photo: dict[str, np.ndarray], labels: np.ndarray,
+                     evidence: np.ndarray, tie: np.ndarray) -> None:
+    """Washed-out or faceless images join the cluster of the photo they are a degraded copy of."""
+    from facecli.gallery import normalise
+    from facecli.photo import FIRE, SHORTLIST_FACE_GONE, copy_evidence, photo_score
+
+    has = photo["has"]
+    status = table["face_status"].to_numpy()
+    firsts = (table["face"].to_numpy() == 0) & has
+    cand = np.flatnonzero(firsts & (found.labels >= 0))
+    probes = np.flatnonzero(firsts & np.isin(status, FACE_GONE) & (table["error"].to_numpy() == ""))
+    if not len(cand) or not len(probes):
+        return
+    pv = normalise(photo["pvec"])
+    sims = pv[probes] @ pv[cand].T if len(cand) * len(probes) <= 50_000_000 else None
+    for j, r in enumerate(probes):
+        s = sims[j] if sims is not None else pv[cand] @ pv[r]
+        near = cand[np.argsort(-s)[:SHORTLIST_FACE_GONE]]
+        ev = copy_evidence(photo["pthumb"][r], photo["usable"][r], photo["thumb"][near])
+        best = int(np.argmax(ev)) if len(ev) else -1
+        if best >= 0 and ev[best] >= FIRE:
+            labels[r] = found.labels[near[best]]
+            evidence[r] = "photo"
+            tie[r] = float(photo_score(ev[best]))
+
+
+def _names(number: np.ndarray, sizes: dict[int, int], vectors: np.ndarray, how: Grouping) -> list[str]:
+    """Each row's cluster name: the gallery identity its cluster agrees on, else person_NNNN (singleton for a
+    cluster of one); blank for rows in no cluster."""
+    named: dict[int, str] = {}
+    if how.gallery is not None:
+        named = _gallery_names(number, vectors, how)
+    width = max(4, len(str(max(sizes, default=0))))
+    out = []
+    for n in number.tolist():
+        if n <= 0:
+            out.append("")
+        else:
+            out.append(named.get(n) or (SINGLETON if sizes[n] == 1 else f"person_{n:0{width}d}"))
+    return out
+
+
+def _gallery_names(number: np.ndarray, vectors: np.ndarray, how: Grouping) -> dict[int, str]:
+    """Cluster number -> gallery identity, for clusters where more than :data:`NAME_SHARE` of the faces are
+    accepted as one identity (a cluster never gets two names)."""
+    rows = np.flatnonzero((number > 0) & np.isfinite(vectors).all(axis=1) & (np.abs(vectors).sum(axis=1) > 0))
+    if not len(rows):
+        return {}
+    names, cos = how.gallery.search(vectors[rows], 1)
+    scale = how.scale
+    score = scale(cos[:, 0]) if scale is not None else cos[:, 0]
+    votes: dict[int, Counter] = {}
+    for r, nm, s in zip(rows.tolist(), names, score, strict=True):
+        if np.isfinite(s) and s >= how.name_decision.threshold:
+            votes.setdefault(int(number[r]), Counter())[nm[0]] += 1
+    size = Counter(number[rows].tolist())
+    out = {}
+    for n, c in votes.items():
+        name, k = c.most_common(1)[0]
+        if k > NAME_SHARE * size[n]:
+            out[n] = name
+    return out
+
+
+# ------------------------------------------------------------------ the result
+
+
+@dataclass
+class ClusterRun:
+    """The outcome of :func:`facecli.cluster_faces`: one ``table`` row per face (see :data:`CLUSTER_COLUMNS`),
+    the number of input ``images``, the linkage decision, and for a streamed run what it wrote."""
+
+    table: pd.DataFrame | None
+    images: int
+    decision: Any
+    streamed: Streamed | None = None
+    gallery: str | None = None
+
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        """Images, faces, clusters, singletons, the largest clusters, images without a face, files that failed,
+        and the threshold with what it means."""
+        from facecli.summary import cluster_rows
+
+        return cluster_rows(self.table, self.images, self.decision.rows())
+
+    @property
+    def all_failed(self) -> bool:
+        from facecli.summary import all_failed
+
+        return all_failed(self.table)
+
+    def save(self, out: str | os.PathLike, raw: bool = False) -> Path:
+        """Write the table to ``out`` (.csv, .parquet or .jsonl) atomically; CSV cells that would start a formula
+        get a leading ``'`` unless ``raw``."""
+        from facecli.atomic import check_output_file
+        from facecli.outputs import write_table
+
+        out = Path(out)
+        check_output_file(out)
+        write_table(out, self.table, raw=raw)
+        return out
+
+
+def hidden_arrays(table: pd.DataFrame, dim: int) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """The identity vectors (rows without one are zero) and the photo arrays of a table with hidden columns."""
+    vec = np.zeros((len(table), dim), np.float32)
+    for r, v in enumerate(table["_vec"]):
+        if isinstance(v, np.ndarray) and v.size == dim:
+            vec[r] = v
+    has = np.array([isinstance(v, np.ndarray) and v.size > 0 for v in table["_pvec"]], bool)
+    if not has.any():
+        return vec, None
+    pdim = next(v.size for v in table["_pvec"] if isinstance(v, np.ndarray) and v.size)
+    side = next(v.shape[0] for v in table["_thumb"] if isinstance(v, np.ndarray) and v.size)
+    photo = {"has": has, "pvec": np.zeros((len(table), pdim), np.float32),
+             "thumb": np.zeros((len(table), side, side), np.uint8),
+             "pthumb": np.zeros((len(table), side, side), np.uint8), "usable": np.zeros((len(table), side, side), bool)}
+    for r in np.flatnonzero(has):
+        for key, col in (("pvec", "_pvec"), ("thumb", "_thumb"), ("pthumb", "_pthumb"), ("usable", "_usable")):
+            photo[key][r] = table[col].iat[r]
+    return vec, photo
+
+
+def group_table(table: pd.DataFrame, dim: int, how: Grouping) -> pd.DataFrame:
+    """:func:`group` on a table that still has its hidden columns."""
+    vectors, photo = hidden_arrays(table, dim)
+    return group(table.drop(columns=list(HIDDEN)), vectors, photo, how)
+
+
+# ------------------------------------------------------------------ streamed parts
+
+
+def write_part(part: Path, table: pd.DataFrame) -> None:
+    """A chunk's part: its rows as JSON (strings stay strings) and, first, its hidden arrays beside them."""
+    import io
+    import json
+
+    from facecli.atomic import _json_default, strict_json, write_bytes, write_text
+
+    arrays = {}
+    for col in HIDDEN:
+        vals = [v for v in table[col] if isinstance(v, np.ndarray)]
+        has = np.array([isinstance(v, np.ndarray) for v in table[col]], bool)
+        arrays[col] = np.stack(vals) if vals else np.zeros((0,), np.float32)
+        arrays[col + "_has"] = has
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes(_arrays_of(part), buf.getvalue())
+    rows = table.drop(columns=list(HIDDEN)).astype(object).where(table.drop(columns=list(HIDDEN)).notna(), None)
+    write_text(part, "".join(json.dumps(strict_json(r), ensure_ascii=False, default=_json_default) + "\n"
+                             for r in rows.to_dict(orient="records")))
+
+
+def read_part(part: Path) -> pd.DataFrame:
+    """A part written by :func:`write_part`, hidden columns included. FacecliError when it cannot be read."""
+    import json
+
+    try:
+        rows = [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line]
+        with np.load(_arrays_of(part), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise FacecliError(f"{part.parent}: part {part.name} cannot be read ({exc}); remove {part.parent} and "
+                           "run again") from None
+    table = pd.DataFrame(rows, columns=["path", "face", "face_status", "restored", "box", "error"])
+    for col in HIDDEN:
+        has, vals = arrays.get(col + "_has"), arrays.get(col)
+        if has is None or len(has) != len(table) or int(has.sum()) != (len(vals) if vals.ndim > 1 else 0):
+            raise FacecliError(f"{part.parent}: part {part.name} does not match its arrays; remove {part.parent} "
+                               "and run again")
+        column = np.empty(len(table), dtype=object)
+        column[np.flatnonzero(has)] = list(vals) if has.any() else []
+        table[col] = column
+    return table
+
+
+def _arrays_of(part: Path) -> Path:
+    return part.with_suffix(".npz")
+
+
+def join_parts(how: Grouping, dim: int, raw: bool) -> Any:
+    """The streamed run's join: read every part, group all faces at once, write the output."""
+
+    def join(files: list[Path], out: Path) -> None:
+        from facecli.outputs import write_table
+
+        table = pd.concat([read_part(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+        final = group_table(table, dim, how)
+        write_table(out, final, raw=raw)
+        join.table = final
+
+    join.table = None
+    return join
