@@ -103,11 +103,12 @@ def embed_faces(model: Any, photo_model: Any, items: list[Any], names: list[str]
     rows = []
     for crop, v in zip(res.crops, res.outputs, strict=True):
         pv = views.get(crop.index) if crop.face == 0 else None
+        gone = pv is not None and crop.face_status in FACE_GONE  # only these are ever tested as copies
         rows.append({"_i": crop.index, "face": crop.face, "face_status": crop.face_status, "restored": crop.restored,
                      "box": "" if crop.box is None else " ".join(map(str, crop.box)), "error": "",
                      "_vec": np.asarray(v, np.float32), "_pvec": pvec.get(crop.index) if pv else None,
-                     "_thumb": pv.thumb if pv else None, "_pthumb": pv.probe if pv else None,
-                     "_usable": pv.usable if pv else None})
+                     "_thumb": pv.thumb if pv else None, "_pthumb": pv.probe if gone else None,
+                     "_usable": pv.usable if gone else None})
     for i, err in res.failures.items():
         rows.append({"_i": i, "face": None, "face_status": "", "restored": "", "box": "", "error": err,
                      **dict.fromkeys(HIDDEN)})
@@ -124,7 +125,7 @@ def _photo_vectors(photo_model: Any, spec: Any, views: dict[int, PhotoView]) -> 
 
     keys = sorted(views)
     out = photo_model.run(to_tensor(np.stack([views[i].crop for i in keys]), spec))
-    return {i: np.asarray(v, np.float32) for i, v in zip(keys, out, strict=True)}
+    return {i: np.asarray(v, np.float16) for i, v in zip(keys, out, strict=True)}  # a shortlist needs no more
 
 
 def chunk_rows(table: pd.DataFrame, images: int) -> list[tuple[str, Any]]:
@@ -152,11 +153,9 @@ class Grouping:
     name_decision: Any = None
 
 
-def group(table: pd.DataFrame, vectors: np.ndarray, photo: dict[str, np.ndarray] | None,
-          how: Grouping) -> pd.DataFrame:
+def group(table: pd.DataFrame, vectors: np.ndarray, photo: PhotoData | None, how: Grouping) -> pd.DataFrame:
     """The final table: ``table`` (one row per face, without hidden columns) with cluster, name, cluster_size,
-    confidence and evidence, from the faces' ``vectors`` and, where given, their ``photo`` arrays (pvec,
-    thumb, pthumb, usable, has: which rows carry them)."""
+    confidence and evidence, from the faces' ``vectors`` and, where given, their photo evidence."""
     ok = (table["error"].to_numpy() == "")
     face = ok & ~table["face_status"].isin(FACE_GONE).to_numpy()
     found = average_linkage(vectors, how.cosine, usable=face)
@@ -191,28 +190,27 @@ def _numbers(labels: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
     return number, {to_number[c]: counts[c] for c in counts}
 
 
-def _attach_by_photo(table: pd.DataFrame, found: Clusters, photo: dict[str, np.ndarray], labels: np.ndarray,
+def _attach_by_photo(table: pd.DataFrame, found: Clusters, photo: PhotoData, labels: np.ndarray,
                      evidence: np.ndarray, tie: np.ndarray) -> None:
-    """Washed-out or faceless images join the cluster of the photo they are a degraded copy of."""
-    from facecli.gallery import normalise
+    """Washed-out or faceless images join the cluster of the photo they are a degraded copy of: the photos
+    nearest by the photo matcher's vector (:data:`facecli.photo.SHORTLIST_FACE_GONE` of them, among images
+    whose face is clustered) are tested pixel by pixel (:func:`facecli.photo.copy_evidence`)."""
+    from facecli.clustering import nearest
     from facecli.photo import FIRE, SHORTLIST_FACE_GONE, copy_evidence, photo_score
 
-    has = photo["has"]
-    status = table["face_status"].to_numpy()
-    firsts = (table["face"].to_numpy() == 0) & has
-    cand = np.flatnonzero(firsts & (found.labels >= 0))
-    probes = np.flatnonzero(firsts & np.isin(status, FACE_GONE) & (table["error"].to_numpy() == ""))
+    cand = np.flatnonzero(photo.has & (table["face"].to_numpy() == 0) & (found.labels >= 0))
+    probes = photo.probes[labels[photo.probes] < 0]
     if not len(cand) or not len(probes):
         return
-    pv = normalise(photo["pvec"])
-    sims = pv[probes] @ pv[cand].T if len(cand) * len(probes) <= 50_000_000 else None
-    for j, r in enumerate(probes):
-        s = sims[j] if sims is not None else pv[cand] @ pv[r]
-        near = cand[np.argsort(-s)[:SHORTLIST_FACE_GONE]]
-        ev = copy_evidence(photo["pthumb"][r], photo["usable"][r], photo["thumb"][near])
-        best = int(np.argmax(ev)) if len(ev) else -1
-        if best >= 0 and ev[best] >= FIRE:
-            labels[r] = found.labels[near[best]]
+    near = cand[nearest(photo.pvec, cand, photo.pvec[probes], SHORTLIST_FACE_GONE)]
+    need = np.unique(near)
+    thumbs = dict(zip(need.tolist(), photo.thumbs(need), strict=True))
+    where = {r: j for j, r in enumerate(photo.probes.tolist())}
+    for r, rows in zip(probes.tolist(), near, strict=True):
+        ev = copy_evidence(photo.pthumb[where[r]], photo.usable[where[r]], np.stack([thumbs[c] for c in rows]))
+        best = int(np.argmax(ev))
+        if ev[best] >= FIRE:
+            labels[r] = found.labels[rows[best]]
             evidence[r] = "photo"
             tie[r] = float(photo_score(ev[best]))
 
@@ -294,24 +292,42 @@ class ClusterRun:
         return out
 
 
-def hidden_arrays(table: pd.DataFrame, dim: int) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
-    """The identity vectors (rows without one are zero) and the photo arrays of a table with hidden columns."""
+@dataclass
+class PhotoData:
+    """Photo evidence of a table's rows: which rows have a photo matcher vector (``has``; face 0 of a readable
+    image) and the vectors (float16, zeros elsewhere); the washed-out rows (``probes``) with their probe
+    thumbnails and usable masks; and ``thumbs(rows)``, the plain thumbnails of any rows, loaded on demand."""
+
+    has: np.ndarray
+    pvec: np.ndarray
+    probes: np.ndarray
+    pthumb: np.ndarray
+    usable: np.ndarray
+    thumbs: Any
+
+
+def _stack(values: Any, rows: np.ndarray, empty: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return np.stack([values[r] for r in rows]).astype(dtype) if len(rows) else np.zeros((0, *empty), dtype)
+
+
+def hidden_arrays(table: pd.DataFrame, dim: int) -> tuple[np.ndarray, PhotoData | None]:
+    """The identity vectors (rows without one are zero) and the photo data of a table with hidden columns."""
     vec = np.zeros((len(table), dim), np.float32)
     for r, v in enumerate(table["_vec"]):
         if isinstance(v, np.ndarray) and v.size == dim:
             vec[r] = v
-    has = np.array([isinstance(v, np.ndarray) and v.size > 0 for v in table["_pvec"]], bool)
+    pv = table["_pvec"].to_numpy()
+    has = np.array([isinstance(v, np.ndarray) and v.size > 0 for v in pv], bool)
     if not has.any():
         return vec, None
-    pdim = next(v.size for v in table["_pvec"] if isinstance(v, np.ndarray) and v.size)
-    side = next(v.shape[0] for v in table["_thumb"] if isinstance(v, np.ndarray) and v.size)
-    photo = {"has": has, "pvec": np.zeros((len(table), pdim), np.float32),
-             "thumb": np.zeros((len(table), side, side), np.uint8),
-             "pthumb": np.zeros((len(table), side, side), np.uint8), "usable": np.zeros((len(table), side, side), bool)}
-    for r in np.flatnonzero(has):
-        for key, col in (("pvec", "_pvec"), ("thumb", "_thumb"), ("pthumb", "_pthumb"), ("usable", "_usable")):
-            photo[key][r] = table[col].iat[r]
-    return vec, photo
+    pdim = next(v.size for v in pv if isinstance(v, np.ndarray) and v.size)
+    pvec = np.zeros((len(table), pdim), np.float16)
+    pvec[has] = _stack(pv, np.flatnonzero(has), (pdim,), np.float16)
+    probes = np.flatnonzero([isinstance(v, np.ndarray) for v in table["_pthumb"]])
+    thumb = table["_thumb"].to_numpy()
+    pt, us = table["_pthumb"].to_numpy(), table["_usable"].to_numpy()
+    return vec, PhotoData(has, pvec, probes, _stack(pt, probes, (64, 64), np.uint8),
+                          _stack(us, probes, (64, 64), bool), lambda rows: _stack(thumb, rows, (64, 64), np.uint8))
 
 
 def group_table(table: pd.DataFrame, dim: int, how: Grouping) -> pd.DataFrame:
@@ -344,27 +360,79 @@ def write_part(part: Path, table: pd.DataFrame) -> None:
                              for r in rows.to_dict(orient="records")))
 
 
-def read_part(part: Path) -> pd.DataFrame:
-    """A part written by :func:`write_part`, hidden columns included. FacecliError when it cannot be read."""
+def read_part(part: Path, arrays: tuple[str, ...] = HIDDEN) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """A part written by :func:`write_part`: its rows, and of its hidden ``arrays`` each one's stacked values
+    and ``<name>_has`` (which rows have one). FacecliError when it cannot be read or does not add up."""
     import json
 
     try:
-        rows = [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line]
+        rows = [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line] \
+            if part.suffix == ".jsonl" else []
         with np.load(_arrays_of(part), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            got = {k: z[k] for k in z.files if k.removesuffix("_has") in arrays}
     except (OSError, ValueError, KeyError) as exc:
         raise FacecliError(f"{part.parent}: part {part.name} cannot be read ({exc}); remove {part.parent} and "
                            "run again") from None
     table = pd.DataFrame(rows, columns=["path", "face", "face_status", "restored", "box", "error"])
-    for col in HIDDEN:
-        has, vals = arrays.get(col + "_has"), arrays.get(col)
-        if has is None or len(has) != len(table) or int(has.sum()) != (len(vals) if vals.ndim > 1 else 0):
+    for col in arrays:
+        has, vals = got.get(col + "_has"), got.get(col)
+        if has is None or vals is None or (part.suffix == ".jsonl" and len(has) != len(table)) or \
+                int(has.sum()) != (len(vals) if vals.ndim > 1 else 0):
             raise FacecliError(f"{part.parent}: part {part.name} does not match its arrays; remove {part.parent} "
                                "and run again")
-        column = np.empty(len(table), dtype=object)
-        column[np.flatnonzero(has)] = list(vals) if has.any() else []
-        table[col] = column
-    return table
+    return table, got
+
+
+def _spread(has: np.ndarray, vals: np.ndarray, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    out = np.zeros((len(has), *shape), dtype)
+    if has.any():
+        out[has] = vals
+    return out
+
+
+def read_parts(files: list[Path], dim: int) -> tuple[pd.DataFrame, np.ndarray, PhotoData | None]:
+    """Every part's rows, identity vectors and photo data (photo vectors only when some image's face is gone;
+    thumbnails read on demand), without a Python object per row."""
+    tables, vecs, probes, pthumbs, usables, starts = [], [], [], [], [], []
+    start = 0
+    for f in files:
+        t, a = read_part(f, ("_vec", "_pthumb", "_usable", "_pvec"))
+        tables.append(t)
+        vecs.append(_spread(a["_vec_has"], a["_vec"], (dim,), np.float32))
+        probes.append(start + np.flatnonzero(a["_pthumb_has"]))
+        pthumbs.append(a["_pthumb"].reshape(-1, *_side(a["_pthumb"])))
+        usables.append(a["_usable"].reshape(-1, *_side(a["_usable"])).astype(bool))
+        starts.append(start)
+        start += len(t)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    vectors = np.concatenate(vecs) if vecs else np.zeros((0, dim), np.float32)
+    if not files or not sum(len(p) for p in probes):
+        return table, vectors, None
+    has, got = [], []
+    for f in files:
+        _, a = read_part(f, ("_pvec",))
+        has.append(a["_pvec_has"])
+        got.append(a["_pvec"])
+    pdim = next((v.shape[1] for v in got if v.ndim == 2), 1)
+    pvec = [_spread(h, v.reshape(-1, pdim), (pdim,), np.float16) for h, v in zip(has, got, strict=True)]
+    bounds = np.asarray(starts)
+
+    def thumbs(rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(rows), 64, 64), np.uint8)
+        which = np.searchsorted(bounds, rows, side="right") - 1
+        for k in np.unique(which):
+            _, a = read_part(files[k], ("_thumb",))
+            at = np.cumsum(a["_thumb_has"]) - 1
+            sel = which == k
+            out[sel] = a["_thumb"][at[rows[sel] - bounds[k]]]
+        return out
+
+    return table, vectors, PhotoData(np.concatenate(has), np.concatenate(pvec), np.concatenate(probes),
+                                     np.concatenate(pthumbs), np.concatenate(usables), thumbs)
+
+
+def _side(a: np.ndarray) -> tuple[int, int]:
+    return (a.shape[1], a.shape[2]) if a.ndim == 3 else (64, 64)
 
 
 def _arrays_of(part: Path) -> Path:
@@ -377,8 +445,8 @@ def join_parts(how: Grouping, dim: int, raw: bool) -> Any:
     def join(files: list[Path], out: Path) -> None:
         from facecli.outputs import write_table
 
-        table = pd.concat([read_part(f) for f in files], ignore_index=True) if files else pd.DataFrame()
-        final = group_table(table, dim, how)
+        table, vectors, photo = read_parts(files, dim)
+        final = group(table, vectors, photo, how)
         write_table(out, final, raw=raw)
         join.table = final
 

@@ -160,6 +160,8 @@ def test_the_readme_api_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the project's own README
     assert len(scope["faces"]) == 1 and scope["vectors"].shape == (2, 128)
     assert (tmp_path / "gallery" / "gallery.json").is_file() and len(scope["run"].table) == 14
+    groups = scope["groups"].table  # generated patterns: no face is found, so every row says so
+    assert len(groups) >= 14 and "cluster" in groups and set(groups["face_status"]) <= {"not_found", "fallback", "detected"}
 
 
 def test_cuda_provider_choice_preloads_and_explains(monkeypatch):

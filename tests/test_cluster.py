@@ -201,8 +201,8 @@ def test_a_damaged_part_is_a_clear_error(folder, tmp_path):
                                     facecli.options.RunOptions())
     part = tmp_path / "part-00000000.jsonl"
     write_part(part, t)
-    back = read_part(part)
-    assert np.allclose(back["_vec"].iat[0], t["_vec"].iat[0]) and back["path"].tolist() == ["x"]
+    rows, arrays = read_part(part)
+    assert np.allclose(arrays["_vec"][0], t["_vec"].iat[0]) and rows["path"].tolist() == ["x"]
     part.with_suffix(".npz").write_bytes(b"garbage")
     with pytest.raises(facecli.FacecliError, match="cannot be read"):
         read_part(part)
@@ -237,3 +237,40 @@ def test_evaluate_cluster_scores_an_identity_folder(cli, folder, tmp_path):
     assert list(kinds["distortion"]) == ["clean", "blurred"]
     r = cli("evaluate", "cluster", str(root), "--out", str(tmp_path / "ev2"), "--exclude", "blurred")
     assert r.code == 0 and json.loads((tmp_path / "ev2" / "metrics.json").read_text())["n"] == 2
+
+
+def test_the_approximate_index_above_its_size_gives_the_same_clusters(monkeypatch):
+    from facecli import clustering
+
+    x, y = people(6, 20, spread=0.1, seed=3)
+    exact = average_linkage(x, 0.8)
+    monkeypatch.setattr(clustering, "EXACT_BELOW", 10)  # HNSW for the graph, 8-bit HNSW for shortlists
+    approx = average_linkage(x, 0.8)
+    assert same_partition(approx.labels, exact.labels) and same_partition(approx.labels, y)
+    near = clustering.nearest(x.astype(np.float16), np.arange(len(x)), x[:5], 3)
+    assert near.shape == (5, 3) and (y[near] == y[:5, None]).all()
+
+
+def test_copies_beyond_k_still_join_their_person():
+    """A face with more than k near-identical copies has only them for neighbours: the level above (the
+    nearest cluster means) still finds the person's other photos."""
+    rng = np.random.default_rng(4)
+    centre = rng.normal(size=16)
+    photos = [centre + 0.25 * rng.normal(size=16) for _ in range(3)]
+    x = np.stack([p + 0.01 * rng.normal(size=16) for p in photos for _ in range(25)])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    pair = float(np.mean(x[:25] @ x[25:50].T))
+    c = average_linkage(x, min(pair, 0.9) - 0.02, k=5)
+    assert c.count == 1
+
+
+def test_a_gallery_names_clusters_from_the_command_line(cli, folder, tmp_path):
+    ids = tmp_path / "ids"
+    (ids / "astronaut").mkdir(parents=True)
+    (ids / "astronaut" / "a.jpg").write_bytes((folder / "a" / "astro.jpg").read_bytes())
+    assert cli("gallery", "build", str(ids), "-g", str(tmp_path / "g")).code == 0
+    r = cli("cluster", str(folder), "--gallery", str(tmp_path / "g"), "--out", str(tmp_path / "n.csv"))
+    assert r.code == 0, r.err
+    t = facecli.read_results(tmp_path / "n.csv").set_index("path")
+    assert t.loc["a/astro_blurred.jpg", "name"] == "astronaut" and t.loc["c/cam.jpg", "name"] != "astronaut"
+    assert "astronaut" in r.err  # the summary lists the named cluster
