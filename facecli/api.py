@@ -255,6 +255,8 @@ def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any
 
     output_format(out)
     check_int("part_size", part_size, 1, 1_000_000)
+    if opts.address and opts.engine != "ray":
+        raise FacecliError("address is the Ray cluster for engine='ray'; add engine='ray'")
     check_output_file(out, inputs=[s for s in sources if os.fspath(s) != "-"])
     if opts.engine != "ray":
         return run_streamed(sources, local_mapper(job), out, info, opts, resume=resume, raw=raw, chunk=part_size,

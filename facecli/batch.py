@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -106,11 +107,12 @@ def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out:
     check_sources(sources)
     parts = partial_folder(out)
     how = parts_as or Parts()
-    info = {"facecli_partial": 1, "chunk": chunk, "raw": raw, "format": out.suffix.lower(), **run_info}
+    info = {"facecli_partial": 2, "chunk": chunk, "raw": raw, "format": out.suffix.lower(), **run_info}
     if how.suffix:
         info["part_format"] = how.suffix
     lock = _open_partial(parts, info, resume)
     try:
+        remove_stale_temps(out)
         return _run(parts, info, sources, mapper, out, run, raw, chunk, how)
     finally:
         os.close(lock)
@@ -129,6 +131,7 @@ def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[
 
     def todo() -> Iterator[tuple[int, list[Named]]]:
         for k, block in enumerate(chunks(stream, chunk)):
+            _refuse_the_output(block, out)
             seen[0] += len(block)
             n_chunks[0] = k + 1
             if k in done:
@@ -164,6 +167,24 @@ def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[
     return res
 
 
+def _refuse_the_output(block: list[Named], out: Path) -> None:
+    """FacecliError when an input (one named on standard input, say) is the output file itself: the join at the
+    end would overwrite it."""
+    target = os.path.abspath(out)
+    for n in block:
+        item = n.item
+        if getattr(item, "error", None) or not isinstance(item, str | os.PathLike):
+            continue
+        path = os.fspath(item)
+        same = os.path.abspath(path) == target
+        if not same and os.path.basename(path) == out.name:
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(path, out)
+        if same:
+            raise FacecliError(f"input {n.name} is the --out file {out}: the results would overwrite it; write "
+                               "them elsewhere")
+
+
 def failed_rows(table: pd.DataFrame) -> int:
     """A chunk's rows of files that failed (a non-empty ``error``)."""
     return int((table["error"].astype(str) != "").sum()) if "error" in table else 0
@@ -181,14 +202,24 @@ def _open_partial(parts: Path, info: dict[str, Any], resume: bool) -> int:
     held for the whole run. FacecliError when another run holds it, for a new run over an unfinished one,
     for a resume of nothing, or for a resume with other settings."""
     marker = parts / "run.json"
+    if parts.is_symlink():
+        raise FacecliError(f"{parts} is a symbolic link: facecli keeps a run's parts only in a folder of its own; "
+                           "remove the link")
     if parts.exists():
         fd = _lock_partial(parts)
         try:
+            if _never_started(parts):  # a run that failed at its start (full disk, killed): nothing to keep
+                if resume:
+                    shutil.rmtree(parts, ignore_errors=True)
+                    raise FacecliError(f"nothing to resume: the earlier run of {parts.name[:-len(PARTIAL)]} "
+                                       "stopped before it wrote anything (its empty folder is removed)")
+                write_json(marker, info)
+                return fd
             if not resume:
                 raise FacecliError(f"{parts} holds an interrupted run of this output: continue it with --resume, "
                                    "or remove that folder to start again")
             try:
-                before = json.loads(marker.read_text())
+                before = json.loads(read_small(marker, 1 << 24))
             except (OSError, ValueError):
                 raise FacecliError(f"{parts} is not a facecli partial run (no readable run.json); remove it") from None
             if before != json.loads(json.dumps(info)):
@@ -211,9 +242,44 @@ def _open_partial(parts: Path, info: dict[str, Any], resume: bool) -> int:
     return fd
 
 
-OPTION_NAMES = {"chunk": "--part-size", "raw": "--raw-csv", "format": "the --out format", "sources": "inputs",
-                "detect": "--detect", "restore": "--restore", "threshold": "--threshold", "frame": "--frame",
-                "top_k": "--top-k", "engine": "--engine", "model": "--model", "gallery": "the gallery"}
+def _never_started(parts: Path) -> bool:
+    """True for a partial folder that holds nothing but its lock (the run failed before writing run.json)."""
+    return {p.name for p in parts.iterdir()} <= {".lock"}
+
+
+def read_small(path: Path, cap: int) -> bytes:
+    """The bytes of ``path`` when it is a regular file of at most ``cap`` bytes; OSError otherwise, at once (a
+    FIFO, device or link in a partial folder is refused, never waited on)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > cap:
+            raise OSError(f"{path.name} is not a regular file of at most {cap} bytes")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read(cap + 1)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(out: Path) -> None:
+    """Remove temporary files of an earlier join into ``out`` that a kill left beside it (``.<name>.*.tmp``).
+    Called while holding the partial folder's lock: no other run joins into ``out`` meanwhile."""
+    for tmp in out.parent.glob(f".{glob_escape(out.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+OPTION_NAMES = {"facecli_partial": "the facecli release that wrote it", "chunk": "--part-size", "raw": "--raw-csv",
+                "format": "the --out format", "sources": "inputs", "detect": "--detect", "restore": "--restore",
+                "threshold": "--threshold", "frame": "--frame", "top_k": "--top-k", "engine": "--engine",
+                "model": "--model", "gallery": "the gallery", "photo": "--photo"}
 
 
 def _lock_partial(parts: Path) -> int:
@@ -239,12 +305,12 @@ def _done_parts(parts: Path, suffix: str) -> dict[int, dict[str, Any]]:
     for p in parts.glob("part-*.json"):
         try:
             k = int(p.stem.split("-")[1])
-            meta = json.loads(p.read_text())
+            meta = json.loads(read_small(p, 1 << 24))
+            part = parts / f"part-{k:08d}{suffix}"
+            if _part_meta_ok(meta) and _file_digest(part) == meta["sha256"]:
+                done[k] = meta  # else (missing, truncated or changed) the chunk runs again: its part is rewritten
         except (ValueError, OSError):
-            continue
-        part = parts / f"part-{k:08d}{suffix}"
-        if _part_meta_ok(meta) and part.is_file() and _file_digest(part) == meta["sha256"]:
-            done[k] = meta  # else (missing, truncated or changed) the chunk runs again: its part is rewritten
+            continue  # unreadable, not a regular file (a FIFO never blocks the run): the chunk runs again
     return done
 
 
@@ -259,16 +325,34 @@ def _part_meta_ok(meta: Any) -> bool:
 
 
 def names_digest(block: list[Named]) -> str:
-    """SHA-256 of a chunk's input names, in order: a resumed run checks its inputs are the same files."""
+    """SHA-256 of a chunk's inputs, in order: each one's name and, for a file, its size and modification time
+    (a file replaced, rewritten or swapped with another since the interrupted run changes it), so that a
+    resumed run checks its inputs are the same files with the same contents."""
     h = hashlib.sha256()
     for n in block:
         h.update(n.name.encode("utf-8", "backslashreplace") + b"\0")
+        h.update(_content_stamp(n.item).encode() + b"\0")
     return h.hexdigest()
 
 
+def _content_stamp(item: object) -> str:
+    """Size and modification time (ns) of a file; its error for an input that cannot be listed."""
+    if getattr(item, "error", None):
+        return "unlisted"
+    try:
+        st = os.stat(os.fspath(item))
+    except (OSError, TypeError, ValueError):
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def _file_digest(path: Path) -> str:
+    """SHA-256 of a regular file (OSError at once for anything else: a FIFO is never waited on)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

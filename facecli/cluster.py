@@ -132,7 +132,7 @@ def chunk_rows(table: pd.DataFrame, images: int) -> list[tuple[str, Any]]:
     """A chunk's counts for the summary (added up over parts)."""
     ok = table[table["error"] == ""]
     status = ok["face_status"].value_counts()
-    return [("images", images), ("faces", int((~ok["face_status"].isin(FACE_GONE)).sum())),
+    return [("images", images), ("faces detected", int((~ok["face_status"].isin(FACE_GONE)).sum())),
             ("washed-out faces (fallback)", int(status.get("fallback", 0))),
             ("images without a face", int(status.get(FACE_NOT_FOUND, 0))),
             ("files that failed", int((table["error"] != "").sum()))]

@@ -3,7 +3,8 @@
 ``DIR/index.html`` is one self-contained file (thumbnails inlined as JPEG data URIs, styles inline, no
 script, nothing fetched), opened in a browser straight from disk. Clusters come largest first with their
 number, name and size; a cluster shows at most :data:`FACES_PER_CLUSTER` faces (the ones most tied to it
-first) and the page at most :data:`MAX_CLUSTERS` clusters, so that it stays small for a folder of a million
+first, washed-out copies joined by photo evidence after every face, framed in orange) and the page at most
+:data:`MAX_CLUSTERS` clusters, so that it stays small for a folder of a million
 photos; singletons follow in one row.
 """
 
@@ -79,7 +80,8 @@ def _figure(row: pd.Series, sources: Sequence[str]) -> str:
 def write_report(table: pd.DataFrame, folder: str | os.PathLike, sources: Sequence[str]) -> Path:
     """Write ``folder/index.html`` for a cluster table; returns its path."""
     t = table[table["cluster"].notna()].copy()
-    t["_conf"] = pd.to_numeric(t["confidence"], errors="coerce").fillna(-1.0)
+    # faces first (most tied to their cluster first), then washed-out copies joined by photo evidence
+    t["_conf"] = pd.to_numeric(t["confidence"], errors="coerce").fillna(-1.0) - 2.0 * (t["evidence"] == "photo")
     groups = t[t["cluster_size"] > 1]
     alone = t[t["cluster_size"] == 1]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>facecli clusters</title>"

@@ -100,8 +100,11 @@ def average_linkage(x: np.ndarray, threshold: float, usable: np.ndarray | None =
     labels = np.full(n, -1, np.int64)
     labels[rows] = rank[inverse]
     tie = np.full(n, np.nan)
-    m = size[owner] > 1
-    tie[rows[m]] = (np.einsum("ij,ij->i", v[m].astype(np.float64), sums[owner[m]]) - 1.0) / (size[owner[m]] - 1)
+    for i in range(0, len(v), 65536):  # in blocks: gathering every member's cluster sum at once doubles the memory
+        o = owner[i:i + 65536]
+        dot = np.einsum("ij,ij->i", v[i:i + 65536].astype(np.float64), sums[o])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tie[rows[i:i + 65536]] = np.where(size[o] > 1, (dot - 1.0) / (size[o] - 1), np.nan)
     return Clusters(labels, counts[order], tie)
 
 

@@ -110,6 +110,8 @@ def _connect(ray: Any, address: str | None) -> bool:
     """Join the cluster at ``address`` (or start a local instance); True when this call started Ray."""
     if ray.is_initialized():
         return False
+    if address:
+        reachable(address)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     try:
@@ -121,6 +123,22 @@ def _connect(ray: Any, address: str | None) -> bool:
         where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
         raise FacecliError(f"cannot {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     return True
+
+
+def reachable(address: str, timeout: float = 10.0) -> None:
+    """FacecliError, within ``timeout`` seconds, when nothing accepts a connection at a ``host:port`` address
+    (Ray itself would retry for minutes); other forms ("auto") are left to Ray."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise FacecliError(f"cannot join the Ray cluster at {address}: nothing answers there "
+                           f"({exc.strerror or exc}); is 'ray start --head' running?") from None
 
 
 def _run_window(ray: Any, job: Any, window: list[tuple[int, list[Named]]],

@@ -7,6 +7,7 @@ always did); with several sources, or files, or standard input, the path as give
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -63,7 +64,10 @@ def iter_inputs(sources: Sequence[str | os.PathLike[str]], stdin: TextIO | None 
                 if not line:
                     continue
                 p = Path(line)
-                if p.is_dir():  # a folder on standard input is scanned like a folder argument
+                problem = _unusable(line)
+                if problem:  # one such line is one error row; the run goes on
+                    yield Named(Unlisted(p, problem), printable(line.replace("\0", "\\0")))
+                elif p.is_dir():  # a folder on standard input is scanned like a folder argument
                     for f in iter_walk(p):
                         yield Named(f, printable((f.path if isinstance(f, Unlisted) else f).as_posix()))
                 else:
@@ -74,6 +78,21 @@ def iter_inputs(sources: Sequence[str | os.PathLike[str]], stdin: TextIO | None 
                 yield Named(f, rel(path, s) if single else printable(path.as_posix()))
         else:
             yield Named(s, printable(s.as_posix()))
+
+
+def _unusable(line: str) -> str:
+    """Why a line of standard input cannot name a file (a NUL in it, a name too long for the system, ...), or ""."""
+    if "\0" in line:
+        return "not a usable path: it holds a NUL character"
+    try:
+        os.stat(line)
+    except FileNotFoundError:
+        return ""  # the batch reports it as the missing file it is
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL):
+            return ""
+        return f"not a usable path: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
+    return ""
 
 
 def _stdin_lines(stdin: TextIO | None) -> Iterator[str]:

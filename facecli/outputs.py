@@ -42,11 +42,30 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def restore_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`neutralise_formulas` on a CSV read back as text: a cell ``'=x`` is ``=x`` again (so paths open
+    and a CSV reads like the JSON lines file of the same run). A name that itself began with ``'`` and a formula
+    character reads back without that ``'``."""
+
+    def cell(v: object) -> object:
+        return v[1:] if isinstance(v, str) and len(v) > 1 and v[0] == "'" and v[1:].startswith(FORMULA_STARTS) else v
+
+    out = table.copy()
+    for col in out.columns:
+        if col not in NUMBER_COLUMNS and (out[col].dtype == object or pd.api.types.is_string_dtype(out[col])):
+            out[col] = out[col].map(cell)
+    out.columns = [cell(c) for c in out.columns]
+    return out
+
+
 def write_csv(out: str | os.PathLike[str], table: pd.DataFrame, *, raw: bool = False, index: bool = False) -> None:
     """Write ``table`` as CSV to ``out`` atomically (whatever its extension); formulas neutralised unless
     ``raw``."""
     t = table if raw else neutralise_formulas(table)
-    write_with(out, lambda tmp: t.to_csv(tmp, index=index))
+    # rows end in CR LF (RFC 4180), so that Python's csv module, which pandas writes with, quotes every cell that
+    # holds a CR or LF: with a bare LF ending, a CR inside a name was written unquoted and every reader split
+    # the row there (a name "x\r=SUM(A1)" became a cell "=SUM(A1)": a formula)
+    write_with(out, lambda tmp: t.to_csv(tmp, index=index, lineterminator="\r\n"))
 
 
 # ------------------------------------------------------------------ formats by extension
@@ -155,7 +174,8 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A results file written by facecli, in any of its formats (CSV cells as text, blanks as "")."""
     fmt = output_format(path, "file")
     if fmt == ".csv":
-        return pd.read_csv(path, keep_default_na=False, dtype=str)
+        table = pd.read_csv(path, keep_default_na=False, dtype=str)
+        return restore_formulas(table)
     if fmt == ".jsonl":
         return pd.read_json(path, orient="records", lines=True, dtype=False, precise_float=True)
     import pyarrow as pa

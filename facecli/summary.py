@@ -126,23 +126,22 @@ def open_set_note(m: dict[str, Any]) -> str:
 
 
 def cluster_rows(table: pd.DataFrame, n_images: int, decision: Rows = ()) -> Rows:
-    """Images, faces, clusters of two or more, faces in them, singletons, the five largest clusters (with their
-    names), faces joined by photo evidence, washed-out faces, images without a face, files that failed, and the
-    linkage threshold with what it means (``decision``)."""
+    """Images; faces detected, washed out, images without a face; clusters of two or more and what is in them;
+    singletons; the five largest clusters with their names; rows joined by photo evidence; files that failed;
+    and the linkage threshold with what it means (``decision``)."""
     ok = table[table["error"] == ""]
     clustered = ok[ok["cluster"].notna()]
-    sizes = clustered.drop_duplicates("cluster").set_index("cluster")
+    sizes = clustered.drop_duplicates("cluster").sort_values("cluster").set_index("cluster")
     groups = sizes[sizes["cluster_size"] > 1]
     status = ok["face_status"].value_counts()
-    rows: Rows = [("images", n_images), ("faces", int((~ok["face_status"].isin(["fallback", "not_found"])).sum())),
-                  ("clusters (two or more faces)", len(groups)),
-                  ("faces in clusters", int(groups["cluster_size"].sum()) if len(groups) else 0),
+    rows: Rows = [("images", n_images), ("faces detected", int(status.get("detected", 0) + status.get("off", 0))),
+                  ("washed-out faces (fallback)", int(status.get("fallback", 0))),
+                  ("images without a face", int(status.get("not_found", 0))),
+                  ("clusters (two or more)", len(groups)),
+                  ("rows in those clusters", int(groups["cluster_size"].sum()) if len(groups) else 0),
                   ("singletons (joined no one)", int((sizes["cluster_size"] == 1).sum()))]
     rows += [(f"cluster {int(c)}: {r['name']}", int(r["cluster_size"])) for c, r in groups.head(5).iterrows()]
     photo = int((clustered["evidence"] == "photo").sum())
     if photo:
         rows.append(("joined by photo evidence (washed-out copies)", photo))
-    rows += [("washed-out faces (fallback)", int(status.get("fallback", 0))),
-             ("images without a face", int(status.get("not_found", 0))),
-             ("files that failed", failed_inputs(table)), *decision]
-    return rows
+    return [*rows, ("files that failed", failed_inputs(table)), *decision]
