@@ -176,3 +176,29 @@ def test_r4_10_read_results_gives_names_back_as_they_were(tmp_path):
     csv_rows, json_rows = facecli.read_results(tmp_path / "s.csv"), facecli.read_results(tmp_path / "s.jsonl")
     assert sorted(csv_rows["path"]) == sorted(json_rows["path"]) == ["-2+3.jpg", "=cmd.jpg"]
     assert "'=cmd.jpg" in (tmp_path / "s.csv").read_text()  # still neutralised on disk
+
+
+def test_r4_12_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = tmp_path / "many"
+    src.mkdir()
+    seeds = [write(tmp_path / f"s{i}.jpg", gender_image(i % 2, i)) for i in range(4)]
+    for i in range(3000):
+        os.link(seeds[i % 4], src / f"{i:05d}.jpg")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "o.csv"
+    p = subprocess.Popen([sys.executable, "-c", "from facecli.cli import main; main()", "classify", str(src), "--out",
+                          str(out), "--part-size", "50", "--detect", "none"], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    partial = tmp_path / "o.csv.partial"
+    t0 = time.monotonic()
+    while len(list(partial.glob("part-*.json"))) < 2 and time.monotonic() - t0 < 120 and p.poll() is None:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "--resume" in err.strip().splitlines()[-1]
+    assert len(list(partial.glob("part-*.json"))) >= 2 and not out.exists()

@@ -101,8 +101,10 @@ def main() -> None:
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, *aborts):
-        print("interrupted (a classify, match or cluster run continues with --resume)", file=sys.stderr)
-        sys.exit(130)
+        rv = 130
+    if rv == 130:  # Ctrl-C: Typer turns it into this return value itself, without a word
+        print("interrupted: the parts written so far are kept; run the same classify, match or cluster command "
+              "with --resume to continue", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
