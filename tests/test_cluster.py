@@ -274,3 +274,14 @@ def test_a_gallery_names_clusters_from_the_command_line(cli, folder, tmp_path):
     t = facecli.read_results(tmp_path / "n.csv").set_index("path")
     assert t.loc["a/astro_blurred.jpg", "name"] == "astronaut" and t.loc["c/cam.jpg", "name"] != "astronaut"
     assert "astronaut" in r.err  # the summary lists the named cluster
+
+
+def test_the_ray_engine_clusters_exactly_as_the_local_one(folder, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        facecli.cluster_faces(folder, out=tmp_path / "ray.csv", part_size=3, engine="ray")
+    finally:
+        ray.shutdown()
+    facecli.cluster_faces(folder, out=tmp_path / "loc.csv", part_size=3)
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "loc.csv").read_bytes()
