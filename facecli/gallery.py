@@ -38,6 +38,17 @@ from facecli.gallery_store import (
 APPROX_ABOVE = 200_000  # rows beyond which an approximate (HNSW) index is used; exact search is fast below
 
 
+def _check_index_header(folder: Path, blob: bytes, rows: int, dim: int) -> None:
+    """FacecliError unless a stored FAISS index is an HNSW index of ``rows`` vectors of ``dim`` (read from its
+    header before FAISS allocates anything)."""
+    ok = len(blob) >= 16 and blob[:4] == b"IHNf"
+    if ok:
+        d, n = int.from_bytes(blob[4:8], "little", signed=True), int.from_bytes(blob[8:16], "little", signed=True)
+        ok = d == dim and n == rows
+    if not ok:
+        raise FacecliError(f"gallery {folder} is corrupt (index, templates and metadata disagree)")
+
+
 def normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float32)
@@ -285,6 +296,7 @@ class Gallery:
         vectors = load_array(folder, "templates", data["templates"], (len(rows), dim), "float32")
         index = None
         if data.get("index") is not None:
+            _check_index_header(folder, data["index"], len(rows), vectors.shape[1])
             try:
                 index = faiss.deserialize_index(np.frombuffer(data["index"], np.uint8))
             except RuntimeError:

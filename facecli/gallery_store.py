@@ -229,7 +229,9 @@ def _no_constant(name: str) -> Any:
 def _read_files(folder: Path, meta: dict[str, Any]) -> dict[str, bytes | None]:
     files = meta.get("files")
     wanted = ["templates"] + (["photo_vectors", "thumbnails"] if meta.get("photo") is not None else [])
-    if meta.get("index") == "hnsw":
+    if meta.get("index") == "hnsw" and files is not None:
+        # an older gallery's index has no checksum: a FAISS file is never trusted unchecked (a header claiming
+        # 2^29 entries cost gigabytes before FAISS refused it); it is rebuilt from the templates when searched
         wanted.append("index")
     out: dict[str, bytes | None] = {"index": None}
     for key in wanted:

@@ -202,3 +202,46 @@ def test_r4_12_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "--resume" in err.strip().splitlines()[-1]
     assert len(list(partial.glob("part-*.json"))) >= 2 and not out.exists()
+
+
+def test_r4_6_an_older_gallery_s_tampered_index_costs_nothing(tmp_path):
+    import json
+    import sys
+
+    import faiss
+    import numpy as np
+
+    from tests.test_reliability import toy_gallery
+
+    g = tmp_path / "old"
+    g.mkdir()
+    new = toy_gallery(["a", "b", "c"], photos=False)
+    index = faiss.IndexHNSWFlat(16, 32, faiss.METRIC_INNER_PRODUCT)
+    index.add(new.vectors)
+    blob = bytearray(faiss.serialize_index(index).tobytes())
+    blob[8:16] = (2**29).to_bytes(8, "little")  # the header claims 2^29 entries
+    (g / "index.faiss").write_bytes(bytes(blob))
+    np.save(g / "templates.npy", new.vectors)
+    (g / "gallery.json").write_text(json.dumps({**new.meta, "rows": new.rows, "identities": 3, "dim": 16,
+                                                "index": "hnsw"}))
+    code = """
+import sys
+import numpy as np
+from facecli.gallery import Gallery
+g = Gallery.load(sys.argv[1])
+names, _ = g.search(g.vectors[:1], 1)
+print(names[0][0])
+print(next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM")) // 1024)
+"""
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", code, str(g)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    first, peak_mb = r.stdout.split()
+    assert first == "a" and int(peak_mb) < 600  # the untrusted index is rebuilt from the templates
+    # a checksummed gallery's index is checked against its metadata before FAISS reads it
+    from facecli.gallery import _check_index_header
+
+    with pytest.raises(FacecliError, match="corrupt"):
+        _check_index_header(g, bytes(blob), 3, 16)
+    _check_index_header(g, faiss.serialize_index(index).tobytes(), 3, 16)
