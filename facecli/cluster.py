@@ -99,7 +99,7 @@ def embed_faces(model: Any, photo_model: Any, items: list[Any], names: list[str]
         views.update({c.index: c.extra for c in crops if c.extra is not None})
 
     res = run_model(model, items, run, all_faces=True, extra=view if spec else None, on_chunk=keep if spec else None)
-    pvec = _photo_vectors(photo_model, spec, views)
+    pvec = _photo_vectors(photo_model, spec, views, run.batch_size)
     rows = []
     for crop, v in zip(res.crops, res.outputs, strict=True):
         pv = views.get(crop.index) if crop.face == 0 else None
@@ -118,14 +118,18 @@ def embed_faces(model: Any, photo_model: Any, items: list[Any], names: list[str]
     return df.drop(columns="_i").reset_index(drop=True)
 
 
-def _photo_vectors(photo_model: Any, spec: Any, views: dict[int, PhotoView]) -> dict[int, np.ndarray]:
+def _photo_vectors(photo_model: Any, spec: Any, views: dict[int, PhotoView], batch: int) -> dict[int, np.ndarray]:
     if photo_model is None or not views:
         return {}
     from facecli.face.preprocess import to_tensor
 
     keys = sorted(views)
-    out = photo_model.run(to_tensor(np.stack([views[i].crop for i in keys]), spec))
-    return {i: np.asarray(v, np.float16) for i, v in zip(keys, out, strict=True)}  # a shortlist needs no more
+    out = {}
+    for b in range(0, len(keys), batch):  # in model batches: a whole part at once grew ONNX Runtime's arena by GBs
+        part = keys[b:b + batch]
+        vecs = photo_model.run(to_tensor(np.stack([views[i].crop for i in part]), spec))
+        out.update({i: np.asarray(v, np.float16) for i, v in zip(part, vecs, strict=True)})  # a shortlist needs no more
+    return out
 
 
 def chunk_rows(table: pd.DataFrame, images: int) -> list[tuple[str, Any]]:

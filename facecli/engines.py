@@ -52,13 +52,18 @@ class ChunkWorker:
 
         ks, tables, rows = [], [], []
         for k, paths, names, errors in zip(batch["k"], batch["paths"], batch["names"], batch["errors"], strict=True):
-            block = [Named(Unlisted(Path(p), e) if e else Path(p), n)
+            block = [Named(Unlisted(_path(p), e) if e else _path(p), n)
                      for p, n, e in zip(paths, names, errors, strict=True)]
             table, summary = self.job(block)
             ks.append(int(k))
             tables.append(table)
             rows.append(summary)
         return {"k": np.array(ks), "table": _objects(tables), "rows": _objects(rows)}
+
+
+def _path(p: object) -> Path:
+    """A path as it crossed Ray Data (bytes from os.fsencode; text also accepted)."""
+    return Path(os.fsdecode(p) if isinstance(p, bytes | bytearray | np.bytes_) else str(p))
 
 
 def _objects(values: list) -> np.ndarray:
@@ -148,7 +153,8 @@ def _run_window(ray: Any, job: Any, window: list[tuple[int, list[Named]]],
     ctx.enable_progress_bars = False
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     actors = max(1, min(cpus, len(window)))
-    items = [{"k": k, "paths": [os.fspath(n.item) for n in block], "names": [n.name for n in block],
+    # paths travel as bytes: a name that is not UTF-8 (kept by Python as surrogates) crosses Arrow intact and silently
+    items = [{"k": k, "paths": [os.fsencode(n.item) for n in block], "names": [n.name for n in block],
               "errors": [getattr(n.item, "error", "") for n in block]} for k, block in window]
     ref = ray.put(job)  # the job (and a match's gallery) goes into the object store once
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(

@@ -90,7 +90,9 @@ def match_embeddings(
     ev = evidence or Evidence()
     names, sims, full, decided = rank(gallery, probes, top_k, exact=scored, evidence=ev, threshold=threshold)
     table = decision_table(names, sims, threshold)
-    table["evidence"] = decided
+    no_face = list(ev.no_face) if ev.no_face is not None else [False] * len(decided)
+    # a probe with no face found has no face evidence: "none" unless photo evidence spoke
+    table["evidence"] = ["none" if gone and how == "face" else how for how, gone in zip(decided, no_face, strict=True)]
     best, pred = table["similarity"].to_numpy(), table["nearest"].tolist()
     if not scored:
         return MatchResult(table)

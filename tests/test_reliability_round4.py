@@ -245,3 +245,15 @@ print(next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswi
     with pytest.raises(FacecliError, match="corrupt"):
         _check_index_header(g, bytes(blob), 3, 16)
     _check_index_header(g, faiss.serialize_index(index).tobytes(), 3, 16)
+
+
+def test_r4_13_verify_says_no_evidence_for_a_second_photo_without_a_face(cli, tmp_path):
+    import json
+
+    from skimage import data
+
+    a = write(tmp_path / "astro.jpg", data.astronaut()[:, :, ::-1])
+    cat = write(tmp_path / "cat.jpg", data.chelsea()[:, :, ::-1])
+    r = cli("verify", str(a), str(cat), "--json")
+    v = json.loads(r.out)
+    assert r.code == 1 and v["face_status_b"] == "not_found" and v["evidence"] == "none" and v["same"] is False
