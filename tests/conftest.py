@@ -6,7 +6,9 @@ Nothing here reads ../shared or the network: every image is generated.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -200,3 +202,18 @@ def identity_model(identity_data, tmp_path_factory, session_cli) -> tuple[Path, 
     onnx_path = out / "embedder.onnx"
     assert session_cli("export", "identity", run, "--out", onnx_path) == 0
     return run, onnx_path
+
+
+def signal_after_parts(args: list[str], partial: Path, parts: int, sig: int, env: dict | None = None,
+                       stderr: int | None = None) -> subprocess.Popen:
+    """Run ``facecli ARGS`` in a fresh process and send it ``sig`` once ``parts`` parts are in ``partial`` (or
+    after 120 s); returns the process, waited for."""
+    root = Path(__file__).resolve().parents[1]
+    env = env or {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-c", "from facecli.cli import main; main()", *args], env=env,
+                         stdout=subprocess.DEVNULL, stderr=stderr or subprocess.DEVNULL, text=True)
+    t0 = time.monotonic()
+    while len(list(partial.glob("part-*.json"))) < parts and time.monotonic() - t0 < 120 and p.poll() is None:
+        time.sleep(0.01)
+    p.send_signal(sig)
+    return p

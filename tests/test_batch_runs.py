@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -20,7 +19,7 @@ import pytest
 
 import facecli
 from facecli.errors import FacecliError
-from tests.conftest import gender_image, make_identity_root, pattern_image, write
+from tests.conftest import gender_image, make_identity_root, pattern_image, signal_after_parts, write
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -153,14 +152,8 @@ def test_a_killed_classify_resumes_into_exactly_the_uninterrupted_output(tmp_pat
     assert subprocess.run([sys.executable, "-c", RUN, *args, "--out", str(whole)], env=ENV,
                           capture_output=True).returncode == 0
     out = tmp_path / "killed.csv"
-    p = subprocess.Popen([sys.executable, "-c", RUN, *args, "--out", str(out)], env=ENV,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = tmp_path / "killed.csv.partial"
-    t0 = time.monotonic()
-    while len(list(partial.glob("part-*.json"))) < 3 and time.monotonic() - t0 < 120 and p.poll() is None:
-        time.sleep(0.01)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    signal_after_parts([*args, "--out", str(out)], partial, 3, signal.SIGKILL, ENV).wait()
     assert not out.exists() and len(list(partial.glob("part-*.json"))) >= 3
     done_before = 50 * len(list(partial.glob("part-*.json")))
     r = subprocess.run([sys.executable, "-c", RUN, *args, "--out", str(out), "--resume"], env=ENV,

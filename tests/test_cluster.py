@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -20,7 +19,7 @@ from facecli.cluster import Grouping, group
 from facecli.clustering import average_linkage
 from facecli.decision import Decision
 from facecli.metrics import clustering_metrics
-from tests.conftest import distort, write
+from tests.conftest import distort, signal_after_parts, write
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -179,14 +178,8 @@ def test_streamed_in_memory_and_resumed_runs_agree(folder, tmp_path):
     done = tmp_path / "done.csv"
     assert subprocess.run([sys.executable, "-c", RUN, *args, "--out", str(done)], env=ENV).returncode == 0
     out = tmp_path / "killed.csv"
-    p = subprocess.Popen([sys.executable, "-c", RUN, *args, "--out", str(out)], env=ENV,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = tmp_path / "killed.csv.partial"
-    t0 = time.monotonic()
-    while len(list(partial.glob("part-*.json"))) < 2 and time.monotonic() - t0 < 120 and p.poll() is None:
-        time.sleep(0.01)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    signal_after_parts([*args, "--out", str(out)], partial, 2, signal.SIGKILL, ENV).wait()
     assert not out.exists()
     r = subprocess.run([sys.executable, "-c", RUN, *args, "--out", str(out), "--resume"], env=ENV,
                        capture_output=True, text=True)

@@ -12,7 +12,7 @@ import pytest
 
 import facecli
 from facecli.errors import FacecliError
-from tests.conftest import gender_image, write
+from tests.conftest import gender_image, signal_after_parts, write
 
 
 def photos(folder, n: int, seed: int = 0):
@@ -181,7 +181,6 @@ def test_r4_10_read_results_gives_names_back_as_they_were(tmp_path):
 def test_r4_12_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path):
     import signal
     import subprocess
-    import sys
     from pathlib import Path
 
     src = tmp_path / "many"
@@ -191,14 +190,9 @@ def test_r4_12_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path):
         os.link(seeds[i % 4], src / f"{i:05d}.jpg")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "o.csv"
-    p = subprocess.Popen([sys.executable, "-c", "from facecli.cli import main; main()", "classify", str(src), "--out",
-                          str(out), "--part-size", "50", "--detect", "none"], env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
     partial = tmp_path / "o.csv.partial"
-    t0 = time.monotonic()
-    while len(list(partial.glob("part-*.json"))) < 2 and time.monotonic() - t0 < 120 and p.poll() is None:
-        time.sleep(0.01)
-    p.send_signal(signal.SIGINT)
+    p = signal_after_parts(["classify", str(src), "--out", str(out), "--part-size", "50", "--detect", "none"],
+                           partial, 2, signal.SIGINT, env, stderr=subprocess.PIPE)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "--resume" in err.strip().splitlines()[-1]
     assert len(list(partial.glob("part-*.json"))) >= 2 and not out.exists()
