@@ -331,9 +331,25 @@ def load_gallery(path: str | os.PathLike) -> Gallery:
     return Gallery.load(path)
 
 
+def check_new_gallery(out: str | os.PathLike, root: str | os.PathLike, replace: bool = False) -> None:
+    """FacecliError when ``out`` already holds a gallery and ``replace`` is False: building there would drop its
+    identities (and a calibrated threshold); ``add_to_gallery`` adds to it."""
+    meta = Path(out) / "gallery.json"
+    if replace or not meta.exists():
+        return
+    try:
+        n = len(Gallery.load(out).identities)
+        held = f"{n:,} identit{'y' if n == 1 else 'ies'}"
+    except FacecliError:
+        held = "a gallery"
+    raise FacecliError(f"{out} already holds {held}: add to it with 'facecli gallery add {root} -g {out}', or "
+                       "build a new one over it with --replace")
+
+
 def build_gallery(root: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
                   per_image: bool = True, include_distorted: bool = False, photo: bool = True,
-                  lock_timeout: float = LOCK_TIMEOUT, options: RunOptions | None = None, **run: Any) -> GalleryBuild:
+                  replace: bool = False, lock_timeout: float = LOCK_TIMEOUT, options: RunOptions | None = None,
+                  **run: Any) -> GalleryBuild:
     """A gallery of the identities in ``root`` (``ROOT/<identity>/*.jpg``, clean photos), saved to ``out``
     when given. Returns the gallery with the report of images embedded, failures and skipped identities.
 
@@ -342,12 +358,14 @@ def build_gallery(root: str | os.PathLike, model: ModelArg = None, *, out: str |
     ``photo`` (default) also keeps photo evidence of every photo (the shipped photo matcher's vector and a
     64 x 64 thumbnail, about 6 KB a photo), so that degraded copies of gallery photos are recognised even
     where the face is gone (:mod:`facecli.photo`). ``lock_timeout``: seconds to wait for another writer of
-    ``out`` before giving up (FacecliError).
+    ``out`` before giving up (FacecliError). A gallery already at ``out`` is refused unless ``replace``.
     """
     from facecli.recognise import build_gallery as _build
 
     opts = RunOptions.of(options, **run)
     check_lock_timeout(lock_timeout)
+    if out is not None:
+        check_new_gallery(out, root, replace)
     m = _model(model, "identity", opts)
     pm = photo_model_for(None, options=opts) if photo else None
     built = _build(m, Path(root), opts, include_distorted=include_distorted, per_image=per_image, photo_model=pm)

@@ -124,6 +124,10 @@ class Gallery:
         }
         return cls(list(rows), normalise(vectors), meta, photos=photos)
 
+    def __repr__(self) -> str:
+        return (f"Gallery({len(self.identities):,} identities, {len(self.rows):,} vectors of {self.dim}, "
+                f"evidence {self.evidence!r}, threshold {self.threshold:.4f})")
+
     @property
     def evidence(self) -> str:
         """What the gallery can match on: "face and photo", or "face" (built without photo evidence)."""
@@ -319,7 +323,8 @@ class Gallery:
         want = self.meta.get("model", {}).get("sha256")
         if want != sha256 and want not in same_weights:
             source = self.meta.get("source")
-            how = f"'facecli gallery build {source} -g <folder>'" if source else "'facecli gallery build'"
+            how = (f"'facecli gallery build {source} -g <folder> --replace'" if source
+                   else "'facecli gallery build ROOT -g <folder> --replace'")
             raise FacecliError(
                 f"gallery was built with another model ({self.meta.get('model', {}).get('path')}, "
                 f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...), whose embeddings differ "

@@ -278,7 +278,7 @@ class MatchRun:
         from facecli.summary import match_rows, streamed_rows
 
         if self.streamed is not None:
-            return [("probes", self.streamed.images), *streamed_rows(self.streamed)[1:]]
+            return streamed_rows(self.streamed)[1:]  # the parts' own "probes" row counts them (one row a probe)
         return match_rows(self.table, self.decision.rows(), self.gallery_evidence)
 
     @property

@@ -80,7 +80,7 @@ def test_gallery_info_and_add_replace(gallery, identity_model, tmp_path, cli):
         np.testing.assert_array_equal(before.vectors[before.rows.index(name)], after.vectors[after.rows.index(name)])
     assert not np.allclose(before.vectors[before.rows.index("person_03")], after.vectors[after.rows.index("person_03")])
     r = cli("gallery", "info", gallery)
-    assert r.code == 0 and "11" in r.err
+    assert r.code == 0 and "11" in r.out  # the answer goes to stdout
 
 
 def match(cli, probes, gallery, identity_model, out, *extra):

@@ -84,7 +84,7 @@ PartSizeOpt = Annotated[int, typer.Option(min=1, max=1_000_000, help="Inputs per
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run (killed, Ctrl-C) into the same "
                                                           "--out: only the inputs it had not finished are processed.")]
 EngineOpt = Annotated[Engine, typer.Option(help="local (this process) or ray (Ray Data actors; pip install "
-                                                "'facecli[ray]'; starts a local Ray instance without --address).")]
+                                                "'facecli\\[ray]'; starts a local Ray instance without --address).")]
 AddressOpt = Annotated[str | None, typer.Option(help="Ray cluster address for --engine ray (e.g. 10.0.0.1:6379, or "
                                                      "auto for the cluster this machine belongs to).")]
 LockTimeoutOpt = Annotated[float, typer.Option(
@@ -218,9 +218,16 @@ def load(model: Path | None, task: str, run: RunOptions, gallery: Any = None, th
     return m
 
 
-def print_rows(title: str, rows) -> None:
+def print_rows(title: str, rows, stdout: bool = False) -> None:
+    """The summary table, on stderr beside the progress bars; ``stdout`` for a command whose table is its answer
+    (``gallery info``), so that it pipes into grep."""
     from facecli.report import metric_table
 
+    if stdout:
+        from rich.console import Console
+
+        Console(soft_wrap=False).print(metric_table(title, rows))
+        return
     console().print(metric_table(title, rows))
 
 

@@ -45,16 +45,21 @@ def gallery_build_cmd(
                                                                    "gallery photos are recognised even where the "
                                                                    "face is gone (default).")] = True,
     lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a gallery that already exists at --gallery "
+                                                            "(without it, that is refused: 'gallery add' adds to "
+                                                            "one).")] = False,
     *,
     run: RunOptions,
 ) -> None:
     """Build a gallery (FAISS inner-product index + JSON metadata) from clean identity photos."""
-    from facecli.api import build_gallery
+    from facecli.api import build_gallery, check_new_gallery
 
+    check_new_gallery(gallery, root, replace)  # before any model loads
     m = load(model, "identity", run)
     with progress(run, "embed") as run:
         built = build_gallery(root, m, per_image=per_image, include_distorted=include_distorted, photo=photo,
                               options=run)
+    check_new_gallery(gallery, root, replace)  # once more: another run may have made it meanwhile
     built.save(gallery, lock_timeout)
     _report(built, gallery)
 
@@ -85,7 +90,9 @@ def gallery_add_cmd(
 
 @app.command("info")
 def gallery_info_cmd(
-    gallery: Annotated[Path, typer.Argument(file_okay=False, help="Gallery folder.")] = Path("gallery"),
+    folder: Annotated[Path | None, typer.Argument(file_okay=False, show_default=False,
+                                                  help="Gallery folder (or give it as -g/--gallery).")] = None,
+    gallery: GalleryOpt = Path("gallery"),
 ) -> None:
     """Print what a gallery holds: identities, images, model, preprocessing, threshold, dates, and the operating
     point match takes by default (threshold, its source, FMR and share of strangers accepted)."""
@@ -94,9 +101,10 @@ def gallery_info_cmd(
     from facecli.recognise import default_decision
     from facecli.summary import gallery_info_rows
 
+    gallery = folder if folder is not None else gallery
     g = load_gallery(gallery)
     try:
         decision = default_decision(model_for_gallery(g, device="cpu"), g).rows()
     except FacecliError as exc:  # its model is gone or changed: say so, and show the rest
         decision = [("unknown", str(exc))]
-    print_rows(f"gallery {gallery}", gallery_info_rows(g, decision))
+    print_rows(f"gallery {gallery}", gallery_info_rows(g, decision), stdout=True)

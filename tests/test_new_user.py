@@ -1,0 +1,58 @@
+"""Issue 27's new-user findings: what a user following the README tripped on, now fixed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import facecli
+from facecli.errors import FacecliError
+from tests.conftest import write
+
+
+@pytest.fixture(scope="module")
+def ids(tmp_path_factory):
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("ids")
+    write(root / "astronaut" / "a.jpg", data.astronaut()[:, :, ::-1])
+    return root
+
+
+def test_gallery_build_over_an_existing_gallery_is_refused_unless_replaced(cli, ids, tmp_path):
+    g = tmp_path / "g"
+    assert cli("gallery", "build", str(ids), "-g", str(g)).code == 0
+    before = (g / "gallery.json").read_bytes()
+    r = cli("gallery", "build", str(ids), "-g", str(g))
+    assert r.code == 2 and "gallery add" in r.err and "--replace" in r.err and "1 identity:" in r.err
+    assert (g / "gallery.json").read_bytes() == before
+    assert cli("gallery", "build", str(ids), "-g", str(g), "--replace").code == 0
+    with pytest.raises(FacecliError, match="already holds"):
+        facecli.build_gallery(ids, out=g)
+
+
+def test_gallery_info_answers_on_stdout_and_takes_g_like_every_command(cli, ids, tmp_path):
+    g = tmp_path / "g"
+    assert cli("gallery", "build", str(ids), "-g", str(g)).code == 0
+    for args in (["gallery", "info", str(g)], ["gallery", "info", "-g", str(g)]):
+        r = cli(*args)
+        assert r.code == 0 and "identities" in r.out and "astronaut" not in r.err
+
+
+def test_help_and_repr_say_what_they_mean(cli, ids):
+    r = cli("classify", "--help")
+    assert "facecli[ray]" in " ".join(r.out.split())
+    g = facecli.Gallery.create(["a"] * 3, np.eye(3, 8, dtype=np.float32), {"a": 3}, {"sha256": "x"}, 0.5)
+    assert repr(g).startswith("Gallery(1 identities, 3 vectors") and len(repr(g)) < 200
+
+
+def test_a_streamed_match_lists_its_probes_once(ids, tmp_path):
+    from skimage import data
+
+    g = facecli.build_gallery(ids, out=tmp_path / "g").gallery
+    probes = tmp_path / "p"
+    for i in range(3):
+        write(probes / f"{i}.jpg", data.astronaut()[:, :, ::-1][i * 10:])
+    run = facecli.match_probes(probes, g, out=tmp_path / "m.csv", layout="plain")
+    names = [name for name, _ in run.summary_rows()]
+    assert names.count("probes") == 1 and dict(run.summary_rows())["probes"] == 3
