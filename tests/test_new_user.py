@@ -56,3 +56,14 @@ def test_a_streamed_match_lists_its_probes_once(ids, tmp_path):
     run = facecli.match_probes(probes, g, out=tmp_path / "m.csv", layout="plain")
     names = [name for name, _ in run.summary_rows()]
     assert names.count("probes") == 1 and dict(run.summary_rows())["probes"] == 3
+
+
+def test_a_negative_identity_threshold_is_refused_and_refusals_draw_no_bar(cli, ids, tmp_path):
+    g = tmp_path / "g"
+    assert cli("gallery", "build", str(ids), "-g", str(g)).code == 0
+    r = cli("match", str(ids), "-g", str(g), "--threshold", "-0.5", "--out", str(tmp_path / "m.csv"))
+    assert r.code == 2 and "must lie in [0, 1]" in r.err and not (tmp_path / "m.csv").exists()
+    r = cli("classify", str(ids), "--out", str(tmp_path / "c.csv"), "--resume")
+    assert r.code == 2 and "nothing to resume" in r.err and "━" not in r.err
+    help_text = " ".join(cli("verify", "--help").out.split())
+    assert "gallery's calibrated" not in help_text and "cosine in [-1, 1]" not in help_text

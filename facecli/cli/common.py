@@ -49,10 +49,9 @@ def _score_range(value: float | None) -> float | None:
 
 
 ThresholdOpt = Annotated[float | None, typer.Option(
-    callback=_score_range, help="Decision threshold as a raw score: P(female) in [0, 1] for gender; for identity "
-                                "a score in [0, 1] on the model's scale (the similarity column; a model without "
-                                "a score scale: cosine in [-1, 1]). Identity default: from --fmr (verify) or "
-                                "--fpir and the gallery's size (match), or a gallery's calibrated threshold.")]
+    callback=_score_range, help="Decision threshold as a raw score in [0, 1]: P(female) for gender; for identity "
+                                "the model's score (the similarity column). Default: the model's, tuned on "
+                                "validation data (gender); from --fmr (verify) or --fpir (match).")]
 
 
 def _rate(value: float | None) -> float | None:
@@ -142,8 +141,19 @@ with_run_options.__doc__ = "Give a command the options of RUN_OPTIONS; it receiv
 def progress(run: RunOptions, what: str) -> Iterator[RunOptions]:
     """A rich progress bar (on stderr) while the block runs; yields ``run`` reporting to it."""
     bar, on_total, on_progress = progress_callbacks(what)
-    with bar:
-        yield dataclasses.replace(run, on_total=on_total, on_progress=on_progress)
+    started = []
+
+    def start() -> None:  # the bar appears with the first count: a run refused before any work draws none
+        if not started:
+            bar.start()
+            started.append(True)
+
+    try:
+        yield dataclasses.replace(run, on_total=lambda n: (start(), on_total(n)),
+                                  on_progress=lambda n: (start(), on_progress(n)))
+    finally:
+        if started:
+            bar.stop()
 
 
 def console():
@@ -211,6 +221,9 @@ def load(model: Path | None, task: str, run: RunOptions, gallery: Any = None, th
 
     m = load_model(model, task, options=run) if gallery is None else model_for_gallery(gallery, model, options=run)
     check_threshold(m.card.task, threshold, "--threshold")
+    if threshold is not None and threshold < 0 and getattr(m.card, "score_scale", None) is not None:
+        raise FacecliError(f"--threshold must lie in [0, 1] for {m.path.name}, whose scores are in [0, 1] (the "
+                           f"similarity column), not {threshold}")
     console().print(f"model: {m.describe()}")
     hint = gpu_hint() if m.device == "cpu" and run.device != "cpu" else ""
     if hint:
