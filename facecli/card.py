@@ -177,11 +177,6 @@ class ModelCard:
                 d["false_match"] = self.false_match.to_dict()
         return d
 
-    @property
-    def score_name(self) -> str:
-        """What identity similarities are: "score" (on the model's scale) or "cosine"."""
-        return "score" if self.score_scale is not None else "cosine"
-
     def strangers_accepted(self, threshold: float) -> float | None:
         """The share of strangers the model's validation data says ``threshold`` lets in (None: not measured);
         a card with a false-match curve says it per gallery size instead (:func:`facecli.decision.decide`)."""

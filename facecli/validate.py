@@ -8,8 +8,6 @@ from typing import Any
 
 from facecli.errors import FacecliError
 
-DETECT_CHOICES = ("auto", "none")
-
 
 def check_choice(name: str, value: Any, allowed: Iterable[str], optional: bool = False) -> None:
     """``value`` must be one of ``allowed`` (or None when ``optional``)."""
@@ -40,7 +38,3 @@ def check_float(name: str, value: Any, lo: float, hi: float) -> float:
         raise FacecliError(f"{name} must lie in [{lo:g}, {hi:g}], not {value}")
     return v
 
-
-def check_detect(detect: str | None) -> None:
-    """``detect`` overrides a model's detection: 'auto', 'none', or None for the model's own setting."""
-    check_choice("detect", detect, DETECT_CHOICES, optional=True)

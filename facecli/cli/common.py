@@ -249,15 +249,6 @@ def wrote(out: Path, what: str = "") -> None:
     console().print(f"wrote {out.resolve()}{what}")
 
 
-def exit_if_all_failed(table, out: Path) -> None:
-    """Exit status 1 when every input failed (the CSV still lists each error); 0 otherwise."""
-    from facecli.summary import all_failed
-
-    if all_failed(table):
-        console().print(f"[red]every input failed[/]: see the error column of {out}")
-        raise typer.Exit(1)
-
-
 def require_training_stack() -> None:
     """One line saying what to install when the training extra is missing."""
     missing = []
