@@ -137,6 +137,8 @@ def timed(cmd: list[str], repeat: int = 1, env: dict | None = None) -> tuple[flo
 
 
 def _timed_once(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    if "build" in cmd and "--gallery" in cmd:  # a fresh gallery each time (building over one is refused)
+        shutil.rmtree(cmd[cmd.index("--gallery") + 1], ignore_errors=True)
     t = time.perf_counter()
     # run outside any checkout: `python -m` puts the working folder first on sys.path, so a command started in
     # this repository would import this checkout's facecli even for --baseline (whose PYTHONPATH comes after it)
