@@ -99,6 +99,7 @@ def test_evaluate_gender_refuses_train_only_folder_unless_told(cli, tmp_path, ge
     r = cli("evaluate", "gender", data, "--model", gender_model[1], "--out", tmp_path / "ev", "--split", "train")
     assert r.code == 0, r.err
     assert str(data / "train") in r.err  # the report says which folder it scored
+    assert "female precision / recall / F1" in r.err and "male precision / recall / F1" in r.err  # per class
 
 
 def test_exit_status_one_when_every_input_failed(cli, tmp_path, gender_model):

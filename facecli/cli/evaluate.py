@@ -55,6 +55,12 @@ def _show_gender(res, data: Path, m) -> None:
     metrics = res.metrics
     print_rows(gender_title(metrics, f"{metrics['data']} with {m.path.name}"), res.summary_rows())
     c = console()
+    per = metrics.get("per_class") or {}
+    rows = [(f"{label} precision / recall / F1 (n)", f"{r['precision']:.4f} / {r['recall']:.4f} / {r['f1-score']:.4f} "
+             f"({int(r['support'])})") for label, r in per.items() if isinstance(r, dict) and "support" in r
+            and label not in ("macro avg", "weighted avg", "micro avg")]
+    if rows:
+        print_rows("per class", rows)
     cm = metrics["confusion_matrix"]
     c.print(f"confusion matrix (rows true, cols predicted) male: {cm[0]}  female: {cm[1]}")
     if metrics.get("failed"):
