@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -615,8 +616,8 @@ def _grouping(m: OnnxModel, threshold: float | None, fmr: float | None, gallery:
     from facecli.cluster import CLUSTER_FMR, Grouping
 
     dec = decide(m.card, threshold=threshold, fmr=CLUSTER_FMR if fmr is None and threshold is None else fmr)
-    if fmr is None and threshold is None and dec.source.startswith("--fmr"):
-        dec = type(dec)(dec.threshold, "cluster default " + dec.source[2:], dec.fmr, dec.fpir, dec.comparisons)
+    if fmr is None and threshold is None and dec.source.startswith("--fmr"):  # not given: say it is the default
+        dec = dataclasses.replace(dec, source="cluster default " + dec.source.removeprefix("--"))
     scale = m.card.score_scale
     cosine = scale.cosine(dec.threshold) if scale is not None else dec.threshold
     g = name_dec = None

@@ -13,6 +13,7 @@ rest processed, and the result is exactly what an uninterrupted run gives.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -264,16 +265,10 @@ def read_small(path: Path, cap: int) -> bytes:
 def remove_stale_temps(out: Path) -> None:
     """Remove temporary files of an earlier join into ``out`` that a kill left beside it (``.<name>.*.tmp``).
     Called while holding the partial folder's lock: no other run joins into ``out`` meanwhile."""
-    for tmp in out.parent.glob(f".{glob_escape(out.name)}.*.tmp"):
+    for tmp in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
         with contextlib.suppress(OSError):
             if tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink()
-
-
-def glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
 
 
 OPTION_NAMES = {"facecli_partial": "the facecli release that wrote it", "chunk": "--part-size", "raw": "--raw-csv",

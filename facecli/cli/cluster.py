@@ -18,20 +18,13 @@ def cluster_cmd(
                                  "newline-separated paths from standard input.")],
     out: common.OutOpt = Path("clusters.csv"),
     model: common.ModelOpt = None,
-    threshold: Annotated[float | None, typer.Option(
-        min=0.0, max=1.0, help="Linkage threshold as a raw score on the model's scale: two groups join while the "
-                               "average score of their faces reaches it. Default: from --fmr.")] = None,
-    fmr: Annotated[float | None, typer.Option(
-        callback=common._rate, help="False-match rate of one comparison at the linkage threshold (the model's "
-                                    "false-match curve): lower splits more, higher merges more. Default 0.0015.")]
-    = None,
+    threshold: common.LinkThresholdOpt = None,
+    fmr: common.LinkFmrOpt = None,
     gallery: Annotated[Path | None, typer.Option("--gallery", "-g", file_okay=False, exists=True, help=(
         "Gallery folder: a cluster whose faces it recognises (most of them, as match would accept them) takes "
         "that identity's name; the others stay person_0001, ...."))] = None,
     fpir: common.FpirOpt = None,
-    photo: Annotated[bool, typer.Option("--photo/--no-photo", help=(
-        "Join a washed-out face (sun glare) to the cluster of the photo it is a degraded copy of (evidence "
-        "photo); without it such faces stay singletons (default: on)."))] = True,
+    photo: common.ClusterPhotoOpt = True,
     report: Annotated[Path | None, typer.Option(file_okay=False, help=(
         "Also write an HTML page there (index.html, self-contained): one row of face thumbnails per cluster, "
         "largest first, opened in a browser from disk."))] = None,

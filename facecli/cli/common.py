@@ -69,6 +69,15 @@ FpirOpt = Annotated[float | None, typer.Option(
 FmrOpt = Annotated[float | None, typer.Option(
     callback=_rate, help="Share of different-person pairs to accept (false-match rate of one comparison), e.g. "
                          "0.001: the threshold follows from the model's false-match curve. Default 0.001.")]
+LinkThresholdOpt = Annotated[float | None, typer.Option(
+    min=0.0, max=1.0, help="Linkage threshold as a raw score on the model's scale: two groups join while the average "
+                           "score of their faces reaches it. Default: from --fmr.")]
+LinkFmrOpt = Annotated[float | None, typer.Option(
+    callback=_rate, help="False-match rate of one comparison at the linkage threshold (the model's false-match "
+                         "curve): lower splits more, higher merges more. Default 0.0015.")]
+ClusterPhotoOpt = Annotated[bool, typer.Option("--photo/--no-photo", help=(
+    "Join a washed-out face (sun glare) to the cluster of the photo it is a degraded copy of (evidence photo); "
+    "without it such faces stay singletons (default: on)."))]
 GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", file_okay=False,
                                           help="Gallery folder (gallery.json and the data files it names).")]
 RawCsvOpt = Annotated[bool, typer.Option(

@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from facecli.cli.common import (
+    ClusterPhotoOpt,
+    LinkFmrOpt,
+    LinkThresholdOpt,
     ModelOpt,
     RawCsvOpt,
     SplitOpt,
     ThresholdOpt,
-    _rate,
     console,
     load,
     print_rows,
@@ -86,12 +88,7 @@ app.command("identity")(_command("identity", "FACECOM protocol (gallery = clean,
 
 @with_run_options
 def _cluster(data: DataArg, out: ReportDir = Path("eval-cluster"), model: ModelOpt = None, split: SplitOpt = None,
-             threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help=(
-                 "Linkage threshold as a raw score on the model's scale. Default: from --fmr."))] = None,
-             fmr: Annotated[float | None, typer.Option(callback=_rate, help=(
-                 "False-match rate of one comparison at the linkage threshold. Default 0.0015."))] = None,
-             photo: Annotated[bool, typer.Option("--photo/--no-photo", help=(
-                 "Join washed-out faces to the photos they are copies of (default: on)."))] = True,
+             threshold: LinkThresholdOpt = None, fmr: LinkFmrOpt = None, photo: ClusterPhotoOpt = True,
              exclude: Annotated[list[str] | None, typer.Option(help=(
                  "Leave out a distortion kind (repeat for several), e.g. --exclude sunny."))] = None,
              raw_csv: RawCsvOpt = False, *, run: RunOptions) -> None:
