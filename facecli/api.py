@@ -118,11 +118,14 @@ def _model(model: ModelArg, task: str | None, run: RunOptions) -> OnnxModel:
 def model_for_gallery(gallery: Gallery, model: ModelArg = None, *, device: str = "auto",
                       options: RunOptions | None = None) -> OnnxModel:
     """The identity model that matches ``gallery``: ``model`` when given (it must be the one that built the
-    gallery), else the model file the gallery records (else the shipped model, when it is that one)."""
+    gallery, or embed alike: a float model and its int8 copy), else the model file the gallery records when it
+    is not a shipped one, else the shipped model for the device (which must be the one that built it)."""
+    from facecli.runtime import is_shipped
+
     run = options or RunOptions.of(device=device)
     if model is None:
         recorded = (gallery.meta.get("model") or {}).get("path")
-        if recorded and Path(recorded).is_file():
+        if recorded and Path(recorded).is_file() and not is_shipped(recorded):
             model = recorded
     m = _model(model, "identity", run)
     gallery.check_model(m.sha256, m.path, m.card.embeds_like)
@@ -130,23 +133,25 @@ def model_for_gallery(gallery: Gallery, model: ModelArg = None, *, device: str =
 
 
 def photo_model_for(gallery: Gallery | None = None, *, options: RunOptions | None = None) -> OnnxModel | None:
-    """The photo matcher of ``gallery`` (the file it records, else the shipped one when that is it), or for a
-    new gallery (None) the shipped one; None when the gallery keeps no photo evidence or nothing is shipped."""
+    """The photo matcher of ``gallery`` (the file it records when not a shipped one, else the shipped one for
+    the device: its int8 copy on the CPU), or for a new gallery (None) the shipped one; None when the gallery
+    keeps no photo evidence or nothing is shipped."""
+    from facecli.gallery import embeds_alike
     from facecli.photo import PHOTO_MODEL_FILE
-    from facecli.runtime import models_dir
+    from facecli.runtime import is_shipped, shipped_model_path
 
     run = options or RunOptions()
-    shipped = models_dir() / PHOTO_MODEL_FILE
+    shipped = shipped_model_path(PHOTO_MODEL_FILE, run.device)
     if gallery is None:
         return _model(shipped, "identity", run) if shipped.is_file() else None
     if gallery.photos is None:
         return None
     recorded = gallery.photos.model.get("path")
-    path = recorded if recorded and Path(recorded).is_file() else shipped
+    path = recorded if recorded and Path(recorded).is_file() and not is_shipped(recorded) else shipped
     if not Path(path).is_file():
         raise FacecliError(f"gallery keeps photo evidence but its photo matcher {recorded} is missing")
     m = _model(path, "identity", run)
-    if m.sha256 != gallery.photos.model.get("sha256"):
+    if not embeds_alike(gallery.photos.model, m.sha256, m.card.embeds_like):
         raise FacecliError(f"gallery's photo evidence was made by another photo matcher than {m.path}; "
                            "rebuild the gallery")
     return m
@@ -184,12 +189,13 @@ def frame_gender(options: RunOptions | None = None) -> Any:
     files are not installed."""
     from facecli.frame_gender import HEAD_FILE, FrameGender
     from facecli.photo import PHOTO_MODEL_FILE
-    from facecli.runtime import models_dir
+    from facecli.runtime import models_dir, shipped_model_path
 
-    head, embedder = models_dir() / HEAD_FILE, models_dir() / PHOTO_MODEL_FILE
+    run = options or RunOptions()
+    head, embedder = models_dir() / HEAD_FILE, shipped_model_path(PHOTO_MODEL_FILE, run.device)
     if not (head.is_file() and embedder.is_file()):
         return None
-    return FrameGender(head, _model(embedder, "identity", options or RunOptions()))
+    return FrameGender(head, _model(embedder, "identity", run))
 
 
 def classify_images(images: Images, model: ModelArg = None, *, threshold: float | None = None, frame: bool = True,

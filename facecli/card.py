@@ -109,11 +109,13 @@ class ModelCard:
         (:class:`ScoreScale`); None: scores are cosine similarities.
     stranger_curve: identity only: (score, share of strangers whose best score reaches it) pairs measured
         on validation data, for warning when a threshold would let most strangers in.
-    embeds_like: sha256 digests of model files with the same weights (the card alone differs): galleries
-        built with them stay valid.
+    embeds_like: sha256 digests of model files whose embeddings this model's match (the same weights with
+        another card, or the float model an int8 copy was made from): galleries built with them stay valid.
     false_match: identity only: the per-comparison false-match rate against score, measured on held-out
         people (:class:`facecli.calibration.FalseMatchCurve`): ``verify`` and ``match`` take their default
         thresholds from it (:func:`facecli.decision.decide`). None: the card's ``threshold`` applies.
+    quantized: for an int8 copy (``facecli export int8``): its format, the source model's sha256 and the
+        calibration data, in words; empty for a float model.
     """
 
     task: str
@@ -129,6 +131,7 @@ class ModelCard:
     stranger_curve: tuple[tuple[float, float], ...] = ()
     embeds_like: tuple[str, ...] = ()
     false_match: FalseMatchCurve | None = None
+    quantized: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -163,6 +166,8 @@ class ModelCard:
             "threshold_source": self.threshold_source, "output": self.output,
             "metrics": dict(self.metrics), "created": self.created,
         }
+        if self.quantized:
+            d["quantized"] = dict(self.quantized)
         if self.task == "gender":
             d["labels"] = list(self.labels)
         else:
@@ -211,7 +216,8 @@ class ModelCard:
                    score_scale=ScoreScale.from_dict(d.get("score_scale")),
                    stranger_curve=tuple((float(a), float(b)) for a, b in d.get("stranger_curve") or ()),
                    embeds_like=tuple(str(x) for x in d.get("embeds_like") or ()),
-                   false_match=FalseMatchCurve.from_dict(d.get("false_match")))
+                   false_match=FalseMatchCurve.from_dict(d.get("false_match")),
+                   quantized={str(k): str(v) for k, v in (d.get("quantized") or {}).items()})
 
 
 def resolve_threshold(card: ModelCard, override: float | None = None, stored: float | None = None,

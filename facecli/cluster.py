@@ -211,7 +211,7 @@ def _attach_by_photo(table: pd.DataFrame, found: Clusters, photo: PhotoData, lab
     thumbs = dict(zip(need.tolist(), photo.thumbs(need), strict=True))
     where = {r: j for j, r in enumerate(photo.probes.tolist())}
     for r, rows in zip(probes.tolist(), near, strict=True):
-        ev = copy_evidence(photo.pthumb[where[r]], photo.usable[where[r]], np.stack([thumbs[c] for c in rows]))
+        ev = copy_evidence(photo.pthumb[where[r]], photo.usable[where[r]], np.stack([thumbs[c] for c in rows]), FIRE)
         best = int(np.argmax(ev))
         if ev[best] >= FIRE:
             labels[r] = found.labels[rows[best]]

@@ -146,19 +146,40 @@ def reachable(address: str, timeout: float = 10.0) -> None:
                            f"({exc.strerror or exc}); is 'ray start --head' running?") from None
 
 
+def actor_resources(cluster: dict[str, float], device: str, blocks: int) -> tuple[int, dict[str, float]]:
+    """How many actors a window of ``blocks`` chunks gets, and what each reserves, on a cluster with
+    ``cluster`` resources (Ray's ``cluster_resources()``).
+
+    Every actor takes one CPU: it decodes, restores and detects there (one decoding thread, one ONNX Runtime
+    thread). With ``device`` "cuda", or "auto" on a cluster that has GPUs, each also reserves an equal share of
+    the GPUs: as many actors per GPU as the cluster has CPUs per GPU (16 cores and one GPU: 16 actors at 1/16 of
+    it), so every core feeds the GPU and Ray never puts more actors on a GPU than that. The models then run on
+    the GPU (the float files: :func:`facecli.runtime.shipped_model_path`). FacecliError for "cuda" on a cluster
+    without a GPU.
+    """
+    cpus = max(1, int(cluster.get("CPU", 1)))
+    gpus = float(cluster.get("GPU", 0))
+    if device == "cuda" and gpus <= 0:
+        raise FacecliError("--device cuda: the Ray cluster has no GPU (ray.cluster_resources() lists none)")
+    actors = max(1, min(cpus, blocks))
+    if device == "cpu" or gpus <= 0:
+        return actors, {"num_cpus": 1}
+    per_gpu = max(1, cpus // max(1, int(gpus)))
+    return actors, {"num_cpus": 1, "num_gpus": 1.0 / per_gpu}
+
+
 def _run_window(ray: Any, job: Any, window: list[tuple[int, list[Named]]],
                 options: RunOptions) -> Iterator[tuple[int, pd.DataFrame, list]]:
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # rows come back in input order
     ctx.enable_progress_bars = False
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    actors = max(1, min(cpus, len(window)))
+    actors, resources = actor_resources(ray.cluster_resources(), options.device, len(window))
     # paths travel as bytes: a name that is not UTF-8 (kept by Python as surrogates) crosses Arrow intact and silently
     items = [{"k": k, "paths": [os.fsencode(n.item) for n in block], "names": [n.name for n in block],
               "errors": [getattr(n.item, "error", "") for n in block]} for k, block in window]
     ref = ray.put(job)  # the job (and a match's gallery) goes into the object store once
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        ChunkWorker, fn_constructor_args=(ref,), batch_size=1, concurrency=actors, num_cpus=1,
+        ChunkWorker, fn_constructor_args=(ref,), batch_size=1, concurrency=actors, **resources,
         batch_format="numpy")
     sizes = {k: len(block) for k, block in window}
     for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):

@@ -43,7 +43,8 @@ class FrameGender:
             self.threshold = float(self.meta["threshold"])
         except Exception as exc:  # a damaged or foreign file
             raise FacecliError(f"{head_path} is not a facecli frame gender head ({type(exc).__name__})") from None
-        if self.meta.get("embedder_sha256") != embedder.sha256:
+        trained_on = self.meta.get("embedder_sha256")
+        if trained_on != embedder.sha256 and trained_on not in embedder.card.embeds_like:  # or its int8 copy
             raise FacecliError(f"{head_path} was trained on another embedder than {embedder.path}")
         self.embedder = embedder
         self.spec = embedder.preprocessing.replace(detect="none", restore="none")

@@ -79,6 +79,17 @@ class PhotoSet:
     vectors: np.ndarray  # (P, D) float32, unit norm
     thumbnails: np.ndarray  # (P, 64, 64) uint8
     model: dict[str, Any]  # the photo matcher (sha256, path, preprocessing), as model_info records it
+    _by_identity: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def rows_of(self, identities: Sequence[str]) -> np.ndarray:
+        """Row indices of the photos of ``identities`` (in that order of identities, rows ascending)."""
+        if self._by_identity is None:
+            groups: dict[str, list[int]] = {}
+            for i, name in enumerate(self.rows):
+                groups.setdefault(name, []).append(i)
+            self._by_identity = {k: np.asarray(v, np.int64) for k, v in groups.items()}
+        got = [self._by_identity[n] for n in identities if n in self._by_identity]
+        return np.concatenate(got) if got else np.zeros(0, np.int64)
 
     def upsert(self, other: PhotoSet) -> None:
         """Replace the photos of ``other``'s identities by ``other``'s photos, keep the rest."""
@@ -87,6 +98,7 @@ class PhotoSet:
         self.rows = [self.rows[i] for i in keep] + list(other.rows)
         self.vectors = np.concatenate([self.vectors[keep], other.vectors])
         self.thumbnails = np.concatenate([self.thumbnails[keep], other.thumbnails])
+        self._by_identity = None
 
     def nearest(self, queries: np.ndarray, k: int) -> np.ndarray:
         """Row indices of the ``k`` photos nearest each query (best first), (Q, k)."""
@@ -318,10 +330,11 @@ class Gallery:
         return cls(rows, vectors, meta, index, photos=photos)
 
     def check_model(self, sha256: str, path: str | os.PathLike[str], same_weights: Sequence[str] = ()) -> None:
-        """Refuse probes embedded by another model than the one that built the gallery (a model whose card
-        lists the gallery's model among ``same_weights``, its ``embeds_like``, is the same model)."""
+        """Refuse probes embedded by another model than the one that built the gallery. Models that embed alike
+        (:func:`embeds_alike`: the same weights with another card, or a float model and its int8 copy) are the
+        same model here."""
         want = self.meta.get("model", {}).get("sha256")
-        if want != sha256 and want not in same_weights:
+        if not embeds_alike(self.meta.get("model", {}), sha256, same_weights):
             source = self.meta.get("source")
             how = (f"'facecli gallery build {source} -g <folder> --replace'" if source
                    else "'facecli gallery build ROOT -g <folder> --replace'")
@@ -330,6 +343,14 @@ class Gallery:
                 f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...), whose embeddings differ "
                 f"(a new model version, or another model); rebuild the gallery from its photos with {how}"
             )
+
+
+def embeds_alike(recorded: dict[str, Any], sha256: str, embeds_like: Sequence[str] = ()) -> bool:
+    """Whether the model of digest ``sha256`` (whose card lists ``embeds_like``) embeds as the ``recorded`` one
+    (a gallery's record of its model: sha256, and the ``embeds_like`` of its card): the same file, or either
+    lists the other."""
+    want = recorded.get("sha256")
+    return want == sha256 or want in embeds_like or sha256 in (recorded.get("embeds_like") or ())
 
 
 def _folder(folder: Any) -> Path:

@@ -19,6 +19,7 @@ evidence stays silent when the probe's own photo is not in the gallery, and a st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,12 +62,15 @@ def probe_thumbnail(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return thumb, usable
 
 
-def _bands(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Horizontal and vertical gradients of a lightly smoothed copy, and a band-pass (difference of Gaussians)."""
+def _bandpass(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A lightly smoothed copy and its band-pass detail (difference of Gaussians)."""
     smooth = cv2.GaussianBlur(g, (0, 0), 0.8)
-    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
-    return gx, gy, smooth - cv2.GaussianBlur(g, (0, 0), 2.5)
+    return smooth, smooth - cv2.GaussianBlur(g, (0, 0), 2.5)
+
+
+def _gradients(smooth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal and vertical gradients of the smoothed copy."""
+    return cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
 
 
 def _box(x: np.ndarray) -> np.ndarray:
@@ -94,21 +98,35 @@ def _local_correlation(a: np.ndarray, b: np.ndarray, usable: np.ndarray) -> np.n
     return np.where(count >= MIN_WINDOWS, total / np.maximum(count, 1), 0.0)
 
 
-def copy_evidence(probe: np.ndarray, usable: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+def copy_evidence(probe: np.ndarray, usable: np.ndarray, candidates: np.ndarray,
+                  floor: float | None = None) -> np.ndarray:
     """How strongly a probe thumbnail (from :func:`probe_thumbnail`) looks like a degraded copy of each
     candidate thumbnail (K, 64, 64): the mean of the local correlations of their gradients and of their
-    band-pass detail, in [-1, 1]. At :data:`FIRE` or above the probe is taken for a copy of that photo."""
+    band-pass detail, in [-1, 1]. At :data:`FIRE` or above the probe is taken for a copy of that photo.
+
+    ``floor``: the evidence is at most (1 + band-pass correlation) / 2, so a candidate whose band-pass
+    correlation keeps that bound under ``floor`` is not tested further and gets the bound (below ``floor``)
+    instead of its evidence. With ``floor`` = FIRE the photos that can fire are the same, at a third of the
+    cost for the rest (on held-out FACECOM probes another photo's band-pass correlation never passed 0.37,
+    a degraded copy's never fell below 0.72).
+    """
     k = len(candidates)
     if not k or usable.sum() < MIN_WINDOWS or usable.mean() < MIN_USABLE_SHARE:
         return np.zeros(k, np.float32)
     if k == 1:  # OpenCV drops a single channel: test the one candidate twice
-        return copy_evidence(probe, usable, np.concatenate([candidates, candidates]))[:1]
-    pg = probe.astype(np.float32)
-    cg = np.ascontiguousarray(np.asarray(candidates, np.float32).transpose(1, 2, 0))  # (H, W, K)
-    px, py, pd = _bands(pg)
-    cx, cy, cd = (c.reshape(MAP_SIDE, MAP_SIDE, k) for c in _bands(cg))
-    grad = 0.5 * (_local_correlation(px, cx, usable) + _local_correlation(py, cy, usable))
-    return (0.5 * (grad + _local_correlation(pd, cd, usable))).astype(np.float32)
+        return copy_evidence(probe, usable, np.concatenate([candidates, candidates]), floor)[:1]
+    ps, pd = _bandpass(probe.astype(np.float32))
+    cs, cd = _bandpass(np.ascontiguousarray(np.asarray(candidates, np.float32).transpose(1, 2, 0)))  # (H, W, K)
+    band = _local_correlation(pd, cd.reshape(MAP_SIDE, MAP_SIDE, k), usable)
+    out = 0.5 * (1.0 + band)
+    test = np.flatnonzero(out >= floor) if floor is not None else np.arange(k)
+    if len(test):
+        sub = np.ascontiguousarray(cs.reshape(MAP_SIDE, MAP_SIDE, k)[..., np.r_[test, test[:1]]])  # >= 2 channels
+        cx, cy = _gradients(sub)
+        px, py = _gradients(ps)
+        grad = 0.5 * (_local_correlation(px, cx, usable) + _local_correlation(py, cy, usable))[: len(test)]
+        out[test] = 0.5 * (grad + band[test])
+    return out.astype(np.float32)
 
 
 def photo_score(evidence: float | np.ndarray) -> float | np.ndarray:
@@ -133,6 +151,10 @@ class PhotoVote:
 # ------------------------------------------------------------------ with a photo matcher and a gallery
 
 PHOTO_MODEL_FILE = "identity_facecom.onnx"  # the shipped photo matcher (models/)
+FACE_IDENTITIES = 3  # a probe whose face leads looks for its photo among its 3 face-nearest identities' photos
+FACE_LEADS = 0.6  # ... where its best face score (on the model's score scale) reaches this; below it the face
+# found may be another (a poster, a reflection) or too degraded to point at its person: on 3,647 held-out
+# FACECOM-protocol probes every probe whose photo was named outside its 3 face-nearest identities scored below it
 FACE_SURE = 0.98  # probes whose best face score reaches this (and whose face is not washed out) skip photo
 # evidence: on 3,647 held-out FACECOM-protocol probes none of the 80% above it had a wrong nearest identity
 
@@ -151,7 +173,9 @@ class PhotoEvidence:
 
     ``inputs`` is the pipeline's ``extra`` hook (run on each decoded probe, before restoration); ``votes``
     runs after each chunk of face embeddings and returns the photo votes of the chunk's probes that need them
-    (the face not sure: best face score below :data:`FACE_SURE`, or the face washed out).
+    (the face not sure: best face score below :data:`FACE_SURE`, or the face washed out). Where the face was
+    found, its nearest identities say where the probe's photo can be (:func:`candidates_by_face`); the photo
+    matcher (a second network) runs only for probes whose face is gone (:func:`candidates_by_photo`).
     """
 
     def __init__(self, model: Any, photos: Any, face_scores: Any, gallery: Any) -> None:
@@ -171,30 +195,81 @@ class PhotoEvidence:
         firsts = [(c, v) for c, v in zip(crops, outputs, strict=True) if c.extra is not None]
         if not firsts:
             return {}
-        _, cos = self.gallery.search(np.stack([v for _, v in firsts]), 1)
+        names, cos = self.gallery.search(np.stack([v for _, v in firsts]), FACE_IDENTITIES)
         best = self.face_scores(cos[:, 0])
-        need = [(c, b) for (c, _), b in zip(firsts, best, strict=True) if needs_photo(b, c.face_status)]
+        need = [(c, n) for (c, _), b, n in zip(firsts, best, names, strict=True) if needs_photo(b, c.face_status)]
         if not need:
             return {}
-        vectors = self.model.run(to_tensor(np.stack([c.extra.crop for c, _ in need]), self.spec))
-        found = vote(self.photos, vectors, [c.extra.thumb for c, _ in need], [c.extra.usable for c, _ in need],
-                     [c.face_status == "fallback" for c, _ in need])
+        leads = {c.index for (c, _), b in zip(firsts, best, strict=True) if face_leads(b, c.face_status)}
+        gone = [c for c, _ in need if c.index not in leads]
+        by_photo = {}
+        if gone:
+            vectors = self.model.run(to_tensor(np.stack([c.extra.crop for c in gone]), self.spec))
+            rows = candidates_by_photo(self.photos, vectors, [True] * len(gone))
+            by_photo = {c.index: r for c, r in zip(gone, rows, strict=True)}
+        cands = [by_photo[c.index] if c.index in by_photo else
+                 candidates_by_face(self.photos, n, c.extra.thumb, c.extra.usable) for c, n in need]
+        found = vote(self.photos, cands, [c.extra.thumb for c, _ in need], [c.extra.usable for c, _ in need])
         return {c.index: v for (c, _), v in zip(need, found, strict=True) if v is not None}
 
 
-def vote(photos: Any, vectors: np.ndarray, thumbs: list[np.ndarray], usables: list[np.ndarray],
-         face_gone: list[bool] | None = None) -> list[PhotoVote | None]:
-    """Photo votes of probes (their photo matcher vectors, thumbnails and usable masks) against the gallery
-    ``photos``: the shortlisted photo (:data:`SHORTLIST`, or :data:`SHORTLIST_FACE_GONE` where ``face_gone``)
-    whose copy evidence is highest, when it reaches :data:`FIRE`."""
+def face_leads(face_score: float, face_status: str) -> bool:
+    """Whether a probe's face says where its photo can be: the face was found (or detection was off; not washed
+    out, "fallback", nor missing, "not_found") and its best score reaches :data:`FACE_LEADS`. Then only its
+    face-nearest identities' photos are candidates (:func:`candidates_by_face`); else the photo matcher finds
+    them (:func:`candidates_by_photo`)."""
+    return face_status not in ("fallback", "not_found") and face_score >= FACE_LEADS
+
+
+def candidates_by_face(photos: Any, identities: Sequence[str], thumb: np.ndarray, usable: np.ndarray,
+                       k: int = SHORTLIST) -> np.ndarray:
+    """Gallery photo rows where a probe whose face was found can be a copy of: the photos of its
+    face-nearest ``identities``; of more than ``k``, the ``k`` whose coarse thumbnails correlate best with
+    the probe's (:func:`coarse_order`). No second network runs."""
+    rows = photos.rows_of(identities)
+    if len(rows) <= k:
+        return rows
+    return rows[coarse_order(thumb, usable, photos.thumbnails[rows])[:k]]
+
+
+def candidates_by_photo(photos: Any, vectors: np.ndarray, wide: Sequence[bool]) -> list[np.ndarray]:
+    """Gallery photo rows nearest each probe's photo-matcher vector: :data:`SHORTLIST_FACE_GONE` where
+    ``wide`` (the face is gone: the photo is all there is to go on), else :data:`SHORTLIST`."""
     if not len(vectors) or not len(photos.rows):
-        return [None] * len(vectors)
-    gone = face_gone if face_gone is not None else [False] * len(vectors)
-    near = photos.nearest(vectors, SHORTLIST_FACE_GONE if any(gone) else SHORTLIST)
+        return [np.zeros(0, np.int64) for _ in range(len(vectors))]
+    near = photos.nearest(vectors, SHORTLIST_FACE_GONE if any(wide) else SHORTLIST)
+    return [rows if w else rows[:SHORTLIST] for rows, w in zip(near, wide, strict=True)]
+
+
+COARSE = 16  # side of the coarse thumbnails that order a face's candidate photos
+
+
+def coarse_order(thumb: np.ndarray, usable: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Candidate thumbnails (K, 64, 64) ordered by the correlation of their 16 x 16 block means with the
+    probe's over the probe's usable blocks (best first): a degraded copy keeps its source's coarse layout."""
+    f = MAP_SIDE // COARSE
+    ok = usable.reshape(COARSE, f, COARSE, f).all(axis=(1, 3)).ravel()
+    if ok.sum() < 8:
+        ok = np.ones(COARSE * COARSE, bool)
+    p = thumb.astype(np.float32).reshape(COARSE, f, COARSE, f).mean(axis=(1, 3)).ravel()[ok]
+    c = np.asarray(candidates, np.float32).reshape(len(candidates), COARSE, f, COARSE, f).mean(axis=(2, 4))
+    c = c.reshape(len(candidates), -1)[:, ok]
+    p = p - p.mean()
+    c = c - c.mean(axis=1, keepdims=True)
+    r = c @ p / np.maximum(np.linalg.norm(c, axis=1) * np.linalg.norm(p), 1e-6)
+    return np.argsort(-r, kind="stable")
+
+
+def vote(photos: Any, candidates: Sequence[np.ndarray], thumbs: Sequence[np.ndarray],
+         usables: Sequence[np.ndarray]) -> list[PhotoVote | None]:
+    """Photo votes of probes (their candidate gallery photo rows, thumbnails and usable masks) against the
+    gallery ``photos``: the candidate whose copy evidence is highest, when it reaches :data:`FIRE`."""
     out: list[PhotoVote | None] = []
-    for rows, thumb, usable, wide in zip(near, thumbs, usables, gone, strict=True):
-        rows = rows if wide else rows[:SHORTLIST]
-        ev = copy_evidence(thumb, usable, photos.thumbnails[rows])
+    for rows, thumb, usable in zip(candidates, thumbs, usables, strict=True):
+        if not len(rows):
+            out.append(None)
+            continue
+        ev = copy_evidence(thumb, usable, photos.thumbnails[rows], FIRE)
         j = int(np.argmax(ev))
         out.append(PhotoVote(int(rows[j]), photos.rows[int(rows[j])], float(ev[j])) if ev[j] >= FIRE else None)
     return out

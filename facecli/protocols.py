@@ -286,7 +286,7 @@ def run_protocol(
     or None when the protocol has no gallery or no probe in this data.
     """
     from facecli.gallery import PhotoSet
-    from facecli.photo import needs_photo, vote
+    from facecli.photo import FACE_IDENTITIES, candidates_by_face, candidates_by_photo, face_leads, needs_photo, vote
 
     gal, probes = SPLITS[protocol](items)
     gal = [i for i in gal if ok[i]]
@@ -301,12 +301,16 @@ def run_protocol(
     votes = None
     if photo is not None:
         photos = PhotoSet([items[i].identity for i in gal], photo.vectors[gal], photo.thumbs[gal], {})
-        _, cos = gallery.search(embeddings[probes], 1)
+        names, cos = gallery.search(embeddings[probes], FACE_IDENTITIES)
         best = scale(cos[:, 0]) if scale is not None else cos[:, 0]
         need = [k for k in range(len(probes)) if needs_photo(float(best[k]), status[k])]
+        gone = [k for k in need if not face_leads(float(best[k]), status[k])]
+        by_photo = dict(zip(gone, candidates_by_photo(photos, photo.vectors[[probes[k] for k in gone]],
+                                                      [True] * len(gone)), strict=True))
+        cands = [by_photo[k] if k in by_photo else candidates_by_face(
+            photos, names[k], photo.probe_thumbs[probes[k]], photo.usable[probes[k]]) for k in need]
         idx = [probes[k] for k in need]
-        found = vote(photos, photo.vectors[idx], list(photo.probe_thumbs[idx]), list(photo.usable[idx]),
-                     [status[k] == "fallback" for k in need])
+        found = vote(photos, cands, list(photo.probe_thumbs[idx]), list(photo.usable[idx]))
         votes = [None] * len(probes)
         for k, v in zip(need, found, strict=True):
             votes[k] = v

@@ -172,7 +172,8 @@ def photo_set(photo_model: OnnxModel, items: Sequence[IdentityImage], run: RunOp
 def model_info(model: OnnxModel) -> dict[str, Any]:
     """How a gallery records the model that embedded it."""
     return {"sha256": model.sha256, "path": str(model.path), "backbone": model.card.backbone,
-            "preprocessing": model.card.preprocessing.to_dict(), "embedding_dim": model.card.embedding_dim}
+            "preprocessing": model.card.preprocessing.to_dict(), "embedding_dim": model.card.embedding_dim,
+            "embeds_like": list(model.card.embeds_like)}
 
 
 def build_gallery(model: OnnxModel, root: Path, run: RunOptions, *, include_distorted: bool = False,

@@ -118,7 +118,7 @@ def test_commands_say_which_model_device_and_output(cli, tmp_path, photos, gende
                                                     identity_data):
     r = cli("classify", photos, "--out", tmp_path / "r.csv")
     assert r.code == 0, r.err
-    assert "gender.onnx (shipped" in r.err and "on cpu" in r.err and str((tmp_path / "r.csv").resolve()) in r.err
+    assert "gender-int8.onnx (shipped" in r.err and "on cpu" in r.err and str((tmp_path / "r.csv").resolve()) in r.err
     r = cli("classify", photos, "--model", gender_model[1], "--out", tmp_path / "r.csv")
     assert f"{gender_model[1]} (user model" in r.err
     r = cli("gallery", "build", identity_data / "train", "--model", identity_model[1], "--gallery", tmp_path / "g")
