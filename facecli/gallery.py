@@ -80,6 +80,16 @@ class PhotoSet:
     thumbnails: np.ndarray  # (P, 64, 64) uint8
     model: dict[str, Any]  # the photo matcher (sha256, path, preprocessing), as model_info records it
     _by_identity: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
+    _coarse: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def coarse(self, rows: np.ndarray, side: int = 16) -> np.ndarray:
+        """The ``side`` x ``side`` block means of the thumbnails of ``rows`` (uint8, (len(rows), side, side)),
+        computed once for the whole set (``side`` squared bytes a photo)."""
+        if self._coarse is None or self._coarse.shape[1] != side:
+            n, h, w = self.thumbnails.shape
+            blocks = self.thumbnails.reshape(n, side, h // side, side, w // side).mean(axis=(2, 4))
+            self._coarse = np.rint(blocks).astype(np.uint8)
+        return self._coarse[rows]
 
     def rows_of(self, identities: Sequence[str]) -> np.ndarray:
         """Row indices of the photos of ``identities`` (in that order of identities, rows ascending)."""
@@ -98,7 +108,7 @@ class PhotoSet:
         self.rows = [self.rows[i] for i in keep] + list(other.rows)
         self.vectors = np.concatenate([self.vectors[keep], other.vectors])
         self.thumbnails = np.concatenate([self.thumbnails[keep], other.thumbnails])
-        self._by_identity = None
+        self._by_identity = self._coarse = None
 
     def nearest(self, queries: np.ndarray, k: int) -> np.ndarray:
         """Row indices of the ``k`` photos nearest each query (best first), (Q, k)."""

@@ -173,7 +173,7 @@ class PhotoEvidence:
 
     ``inputs`` is the pipeline's ``extra`` hook (run on each decoded probe, before restoration); ``votes``
     runs after each chunk of face embeddings and returns the photo votes of the chunk's probes that need them
-    (the face not sure: best face score below :data:`FACE_SURE`, or the face washed out). Where the face was
+    (:func:`needs_photo`: the face washed out or missing, or scoring under :data:`FACE_SURE`). Where the face was
     found, its nearest identities say where the probe's photo can be (:func:`candidates_by_face`); the photo
     matcher (a second network) runs only for probes whose face is gone (:func:`candidates_by_photo`).
     """
@@ -229,7 +229,7 @@ def candidates_by_face(photos: Any, identities: Sequence[str], thumb: np.ndarray
     rows = photos.rows_of(identities)
     if len(rows) <= k:
         return rows
-    return rows[coarse_order(thumb, usable, photos.thumbnails[rows])[:k]]
+    return rows[coarse_order(thumb, usable, photos.coarse(rows, COARSE))[:k]]
 
 
 def candidates_by_photo(photos: Any, vectors: np.ndarray, wide: Sequence[bool]) -> list[np.ndarray]:
@@ -245,15 +245,15 @@ COARSE = 16  # side of the coarse thumbnails that order a face's candidate photo
 
 
 def coarse_order(thumb: np.ndarray, usable: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Candidate thumbnails (K, 64, 64) ordered by the correlation of their 16 x 16 block means with the
-    probe's over the probe's usable blocks (best first): a degraded copy keeps its source's coarse layout."""
+    """Candidates' coarse thumbnails (K, 16, 16: :meth:`facecli.gallery.PhotoSet.coarse`) ordered by their
+    correlation with the probe's over the probe's usable blocks (best first): a degraded copy keeps its
+    source's coarse layout."""
     f = MAP_SIDE // COARSE
     ok = usable.reshape(COARSE, f, COARSE, f).all(axis=(1, 3)).ravel()
     if ok.sum() < 8:
         ok = np.ones(COARSE * COARSE, bool)
     p = thumb.astype(np.float32).reshape(COARSE, f, COARSE, f).mean(axis=(1, 3)).ravel()[ok]
-    c = np.asarray(candidates, np.float32).reshape(len(candidates), COARSE, f, COARSE, f).mean(axis=(2, 4))
-    c = c.reshape(len(candidates), -1)[:, ok]
+    c = np.asarray(candidates, np.float32).reshape(len(candidates), -1)[:, ok]
     p = p - p.mean()
     c = c - c.mean(axis=1, keepdims=True)
     r = c @ p / np.maximum(np.linalg.norm(c, axis=1) * np.linalg.norm(p), 1e-6)
@@ -276,5 +276,8 @@ def vote(photos: Any, candidates: Sequence[np.ndarray], thumbs: Sequence[np.ndar
 
 
 def needs_photo(face_score: float, face_status: str) -> bool:
-    """Whether a probe's photo evidence is worth computing: its face is not sure, or was washed out."""
-    return not (face_score >= FACE_SURE) or face_status == "fallback"
+    """Whether a probe's photo evidence is worth computing: its face was washed out or not found, or its best
+    face score is under :data:`FACE_SURE`. (Under the match's threshold alone would not do: a face the
+    threshold accepts can still be the wrong person, whose photo evidence names the right one; on held-out
+    FACECOM-protocol probes 1 of 3,647.)"""
+    return face_status in ("fallback", "not_found") or not (face_score >= FACE_SURE)

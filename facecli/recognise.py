@@ -18,6 +18,7 @@ import pandas as pd
 from facecli.batch import Streamed
 from facecli.decision import Decision
 from facecli.errors import FacecliError
+from facecli.face.preprocess import crop_face, to_tensor
 from facecli.gallery import Gallery, PhotoSet, build_templates
 from facecli.gallery_store import LOCK_TIMEOUT
 from facecli.options import RunOptions
@@ -131,7 +132,9 @@ def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_d
     """
     items, missing = gallery_items(root, include_distorted)
     run.total(len(items))
-    emb = embed_images(model, [it.path for it in items], run)
+    collect = None if photo_model is None else PhotoCollector(photo_model)
+    emb = embed_images(model, [it.path for it in items], run, extra=collect.inputs if collect else None,
+                       on_chunk=collect.chunk if collect else None)
     ok_items = [it for it, ok in zip(items, emb.ok, strict=True) if ok]
     failures = {rel(items[i].path, root): e for i, e in emb.failures.items()}
     lost = sorted({it.identity for it in items} - {it.identity for it in ok_items})
@@ -149,8 +152,39 @@ def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_d
         rows, vectors, cnt = build_templates(vecs, ids)
         counts = dict(zip(rows, cnt, strict=True))
     report = GalleryReport(len(set(rows)), len(ok_items), failures, sorted(missing + lost), int(no_face.sum()))
-    photos = None if photo_model is None else photo_set(photo_model, ok_items, run)
+    photos = None if collect is None else collect.photo_set(items, [i for i, ok in enumerate(emb.ok) if ok])
     return rows, vectors, counts, report, photos
+
+
+class PhotoCollector:
+    """The photo evidence of gallery images, gathered while their faces are embedded (each image decoded once):
+    ``inputs`` (the pipeline's ``extra`` hook) cuts the photo matcher's view and the thumbnail of each decoded
+    image, ``chunk`` (its ``on_chunk``) runs the photo matcher on a chunk's views. The same vectors and
+    thumbnails as :func:`photo_set`'s own pass."""
+
+    def __init__(self, photo_model: OnnxModel) -> None:
+        self.model = photo_model
+        self.spec = photo_model.preprocessing.replace(detect="none", restore="none")
+        self.vectors: dict[int, np.ndarray] = {}
+        self.thumbs: dict[int, np.ndarray] = {}
+
+    def inputs(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return crop_face(bgr, self.spec), thumbnail(bgr)
+
+    def chunk(self, crops: list[Crop], _: np.ndarray) -> None:
+        firsts = [c for c in crops if c.extra is not None]
+        if firsts:
+            vec = self.model.run(to_tensor(np.stack([c.extra[0] for c in firsts]), self.spec))
+            for c, v in zip(firsts, vec, strict=True):
+                self.vectors[c.index], self.thumbs[c.index] = v, c.extra[1]
+
+    def photo_set(self, items: Sequence[IdentityImage], ok: Sequence[int]) -> PhotoSet:
+        """The photo set of ``items[i]`` for the indices ``ok`` (read ones), in that order."""
+        keep = [i for i in ok if i in self.vectors]
+        dim = int(self.model.card.embedding_dim or 512)
+        vec = np.stack([self.vectors[i] for i in keep]).astype(np.float32) if keep else np.zeros((0, dim), np.float32)
+        thumb = np.stack([self.thumbs[i] for i in keep]) if keep else np.zeros((0, 64, 64), np.uint8)
+        return PhotoSet([items[i].identity for i in keep], vec, thumb, model_info(self.model))
 
 
 def photo_set(photo_model: OnnxModel, items: Sequence[IdentityImage], run: RunOptions) -> PhotoSet:

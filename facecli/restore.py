@@ -86,17 +86,21 @@ def _shifted_correlation(hp: np.ndarray, dy: int, dx: int) -> float:
     return float((a * b).mean() / den) if den > 1e-6 else 0.0
 
 
-def assess(bgr: np.ndarray) -> Assessment:
-    """Measure impulse noise, thin bright streaks, their slant and saturation of a BGR (or grey) uint8 image."""
+def assess(bgr: np.ndarray, slant: bool = True) -> Assessment:
+    """Measure impulse noise, thin bright streaks, their slant and saturation of a BGR (or grey) uint8 image.
+    ``slant`` False skips the slant (reported as 0.0) where neither streaks nor impulses are many enough for it
+    to matter to :attr:`Assessment.kind`: the same kind, for a third of the cost on most photos."""
     g = _grey_window(bgr)
     if min(g.shape) < 24:  # too small to tell noise from detail
         return Assessment(0.0, 0.0, 0.0, float((g >= 250).mean()) if g.size else 0.0)
     impulse = float((cv2.absdiff(g, cv2.medianBlur(g, 3)) > IMPULSE_LEVEL).mean())
     tophat = cv2.subtract(g, cv2.morphologyEx(g, cv2.MORPH_OPEN, RAIN_LINE))
     streaks = float((tophat > STREAK_LEVEL).mean())
+    saturated = float((g >= 250).mean())
+    if not slant and streaks <= STREAK_SHARE and impulse <= IMPULSE_SHARE:
+        return Assessment(impulse, streaks, 0.0, saturated)
     hp = (g.astype(np.float32) - cv2.blur(g, (5, 5)).astype(np.float32))[8:-8, 8:-8]
-    slant = _shifted_correlation(hp, 3, 1) - _shifted_correlation(hp, 3, -1)
-    return Assessment(impulse, streaks, slant, float((g >= 250).mean()))
+    return Assessment(impulse, streaks, _shifted_correlation(hp, 3, 1) - _shifted_correlation(hp, 3, -1), saturated)
 
 
 def denoise(bgr: np.ndarray) -> np.ndarray:
@@ -115,7 +119,7 @@ def restore(bgr: np.ndarray, mode: str = "auto") -> tuple[np.ndarray, str]:
     (nothing needed: the same array is returned) or "off" (``mode`` "none": not even assessed)."""
     if mode == "none":
         return bgr, RESTORE_OFF
-    kind = assess(bgr).kind
+    kind = assess(bgr, slant=False).kind
     if kind == DENOISED:
         return denoise(bgr), kind
     if kind == DERAINED:

@@ -192,9 +192,11 @@ class MTCNN:
 
 
 def _normalise(batch: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) RGB uint8 -> MTCNN's (N, 3, H, W) float32 input in [-1, 1]."""
-    x = (batch.astype(np.float32) - 127.5) * 0.0078125
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    """(N, H, W, 3) RGB uint8 -> MTCNN's (N, 3, H, W) float32 input in [-1, 1] (one OpenCV pass)."""
+    if not len(batch):
+        return np.zeros((0, 3, *batch.shape[1:3]), np.float32)
+    return cv2.dnn.blobFromImages(list(batch), 0.0078125, (batch.shape[2], batch.shape[1]), (127.5, 127.5, 127.5),
+                                  swapRB=False, crop=False)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, overlap: float, mode: str = "union") -> np.ndarray:

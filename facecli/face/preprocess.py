@@ -154,15 +154,23 @@ def crop_face(
 
 
 def to_tensor(crops: np.ndarray | list[np.ndarray], spec: Preprocessing) -> np.ndarray:
-    """Turn BGR uint8 crops (N, S, S, 3) into the model's float32 NCHW input."""
+    """Turn BGR uint8 crops (N, S, S, 3) into the model's float32 NCHW input: (x / 255 - mean) / std in the
+    model's colour order. One OpenCV pass (``cv2.dnn.blobFromImages``, about 10x NumPy's speed) when the three
+    channels share one std, as every shipped model's do; NumPy otherwise."""
     batch = np.asarray(crops if isinstance(crops, np.ndarray) else np.stack(crops))
     if batch.ndim == 3:
         batch = batch[None]
-    if spec.colour == "RGB":
+    std = np.asarray(spec.std, dtype=np.float32)
+    swap = spec.colour == "RGB"
+    if len(batch) and np.all(std == std[0]) and batch.dtype == np.uint8:
+        mean = tuple(float(v) * 255.0 for v in spec.mean)
+        return cv2.dnn.blobFromImages(list(batch), 1.0 / (255.0 * float(std[0])), (batch.shape[2], batch.shape[1]),
+                                      mean, swapRB=swap, crop=False)
+    if swap:
         batch = batch[..., ::-1]
     x = batch.astype(np.float32) * np.float32(1.0 / 255.0)
     x -= np.asarray(spec.mean, dtype=np.float32)
-    x /= np.asarray(spec.std, dtype=np.float32)
+    x /= std
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
