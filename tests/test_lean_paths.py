@@ -21,7 +21,7 @@ from facecli.photo import (
     thumbnail,
 )
 from facecli.pipeline import Crop, iter_prepared
-from tests.conftest import distort, write
+from tests.conftest import distort
 from tests.test_photo_evidence import PHOTOS, bgr
 
 
