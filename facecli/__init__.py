@@ -33,16 +33,34 @@ Training (``facecli[train]``) lives in :mod:`facecli.training`.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from pathlib import Path
 
 __version__ = "0.3.0"
 
-# In a source checkout the subpackages kept at the repository's top level (training/, models/) are found
-# beside facecli/, so `facecli.training` and `facecli.models` resolve to the same files as in a wheel, which
-# installs them inside facecli/ (pyproject.toml maps them).
-_checkout = Path(__file__).resolve().parent.parent
-if (_checkout / "pyproject.toml").is_file() and (_checkout / "training" / "__init__.py").is_file():
-    __path__.append(str(_checkout))
+# The wheel installs the repository's top-level training/ and models/ inside the package, as facecli.training
+# and facecli.models (pyproject.toml maps them). In a source checkout those two names, and only those, are
+# found beside facecli/ by this finder, so the same files import under the same names everywhere (and
+# nothing else at the top level, tests/ or scripts/, becomes part of facecli).
+_CHECKOUT = Path(__file__).resolve().parent.parent
+_MAPPED = {"facecli.training": _CHECKOUT / "training", "facecli.models": _CHECKOUT / "models"}
+
+
+class _CheckoutFinder(importlib.abc.MetaPathFinder):
+    """Finds facecli.training and facecli.models in a source checkout."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        folder = _MAPPED.get(name)
+        if folder is None or not (folder / "__init__.py").is_file():
+            return None
+        return importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+
+
+if (_CHECKOUT / "pyproject.toml").is_file() and not (Path(__file__).resolve().parent / "training").is_dir():
+    sys.meta_path.insert(0, _CheckoutFinder())
 
 from facecli.api import (  # noqa: E402
     add_to_gallery,
