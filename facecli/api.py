@@ -510,12 +510,16 @@ def verify(a: ImageInput, b: ImageInput, model: ModelArg = None, *, threshold: f
 
 
 def read_results(path: str | os.PathLike) -> Any:
-    """A results file written by ``classify`` or ``match`` (.csv, .parquet or .jsonl) as a pandas DataFrame."""
-    from facecli.outputs import read_table
+    """A results file written by ``classify``, ``match`` or ``cluster`` (.csv, .parquet or .jsonl) as a pandas
+    DataFrame with the same values whatever the format: ``box``, ``landmarks``, ``top_k`` and
+    ``top_k_similarity`` as lists (None where blank); ``face``, ``p_female``, ``similarity``, ``accepted``,
+    ``cluster``, ``cluster_size``, ``confidence`` as nullable numbers and booleans (``<NA>`` in the rows of files
+    that failed); names and other text as written (CSV's guard against spreadsheet formulas undone)."""
+    from facecli.outputs import read_results_table
 
     if not Path(path).is_file():
         raise FacecliError(f"not found: {path}")
-    return read_table(path)
+    return read_results_table(path)
 
 
 def calibrate_threshold(data: str | os.PathLike, gallery: str | os.PathLike, model: ModelArg = None, *,

@@ -77,7 +77,7 @@ JSON_LISTS = ("top_k", "top_k_similarity")
 NUMBER_LISTS = {"box": int, "landmarks": float}
 # the type of every number or true/false column, whatever a part holds (a part of failed files holds blanks)
 COLUMN_TYPES = {"face": "Int64", "p_female": "Float64", "similarity": "Float64", "accepted": "boolean",
-                "in_gallery": "boolean"}
+                "in_gallery": "boolean", "cluster": "Int64", "cluster_size": "Int64", "confidence": "Float64"}
 NUMBER_COLUMNS = {*NUMBER_LISTS, "top_k_similarity", *COLUMN_TYPES}
 
 
@@ -184,3 +184,40 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     # nullable pandas types, so that whole numbers with blanks (rows of failed files) stay whole numbers
     nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(), pa.float64(): pd.Float64Dtype()}
     return pq.read_table(path).to_pandas(types_mapper=nullable.get)
+
+
+def read_results_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A results file written by facecli as the same values whatever its format: the list columns (``box``,
+    ``landmarks``, ``top_k``, ``top_k_similarity``) as Python lists (None where blank), the number and true/false
+    columns of :data:`COLUMN_TYPES` as nullable pandas types (``<NA>`` for rows of files that failed), text as
+    it was written (CSV's formula guard undone)."""
+    fmt = output_format(path, "file")
+    table = read_table(path)
+    for col in table.columns:
+        if col in JSON_LISTS or col in NUMBER_LISTS:
+            table[col] = pd.Series([_as_list(v, col) for v in table[col]], index=table.index, dtype=object)
+        elif col in COLUMN_TYPES:
+            table[col] = _as_type(table[col], COLUMN_TYPES[col], text=fmt == ".csv")
+    return table
+
+
+def _as_list(v: object, col: str) -> list | None:
+    if isinstance(v, str):
+        if not v:
+            return None
+        if col in JSON_LISTS:
+            return json.loads(v)
+        cast = NUMBER_LISTS[col]
+        return [cast(float(x)) for x in v.split()]
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return np.asarray(v).tolist()
+
+
+def _as_type(column: pd.Series, dtype: str, text: bool) -> pd.api.extensions.ExtensionArray:
+    if not text:
+        return pd.array([None if _blank(v) else v for v in column], dtype=dtype)
+    if dtype == "boolean":
+        return pd.array([None if v == "" else v == "True" for v in column], dtype=dtype)
+    numbers = pd.to_numeric(column.replace("", None), errors="coerce")
+    return pd.array([None if pd.isna(v) else v for v in numbers], dtype=dtype)

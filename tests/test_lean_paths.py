@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 import facecli
@@ -21,7 +22,7 @@ from facecli.photo import (
     thumbnail,
 )
 from facecli.pipeline import Crop, iter_prepared
-from tests.conftest import distort
+from tests.conftest import distort, write
 from tests.test_photo_evidence import PHOTOS, bgr
 
 
@@ -136,3 +137,36 @@ def test_ray_actors_take_one_cpu_each_and_share_the_gpus_by_cores():
     assert actor_resources({"CPU": 32.0, "GPU": 4.0}, "auto", 40)[1]["num_gpus"] == 1 / 8
     with pytest.raises(FacecliError, match="no GPU"):
         actor_resources({"CPU": 8.0}, "cuda", 4)
+
+
+def test_read_results_gives_the_same_values_whatever_the_format(tmp_path, gallery_for_formats):
+    src = tmp_path / "in"
+    write(src / "a.jpg", bgr("astronaut"))
+    write(src / "b.jpg", distort(bgr("astronaut"), "blurred"))
+    (src / "broken.jpg").write_bytes(b"not an image")
+    tables = {}
+    for ext in (".csv", ".jsonl", ".parquet"):
+        facecli.classify_images(src, out=tmp_path / f"c{ext}")
+        facecli.match_probes(src, gallery_for_formats, out=tmp_path / f"m{ext}")
+        tables[ext] = (facecli.read_results(tmp_path / f"c{ext}"), facecli.read_results(tmp_path / f"m{ext}"))
+    for k in (0, 1):
+        csv, jsonl, parquet = (tables[e][k] for e in (".csv", ".jsonl", ".parquet"))
+        for other in (jsonl, parquet):
+            assert list(other.columns) == list(csv.columns)
+            for col in csv.columns:
+                assert csv[col].astype(object).where(csv[col].notna(), None).tolist() == \
+                    other[col].astype(object).where(other[col].notna(), None).tolist(), col
+    c, m = tables[".csv"]
+    assert isinstance(c.loc[0, "box"], list) and len(c.loc[0, "box"]) == 4 and isinstance(c.loc[0, "box"][0], int)
+    assert c["p_female"].dtype == "Float64" and c["face"].dtype == "Int64"
+    assert isinstance(m.loc[0, "top_k"], list) and m["accepted"].dtype == "boolean"
+    broken = c[c["path"] == "broken.jpg"].iloc[0]
+    assert broken["box"] is None and pd.isna(broken["p_female"]) and broken["error"]
+
+
+@pytest.fixture
+def gallery_for_formats(tmp_path):
+    root = tmp_path / "people"
+    for name in ("astronaut", "coffee"):
+        write(root / name / f"{name}.jpg", bgr(name))
+    return facecli.build_gallery(root, out=tmp_path / "g").gallery

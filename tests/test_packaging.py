@@ -69,6 +69,11 @@ def test_the_repository_has_no_symlink_and_one_name_per_module():
     assert out.returncode == 0, out.stderr
     training, models = out.stdout.split()
     assert Path(training) == ROOT / "training" and Path(models) == ROOT / "models"
+    # only those two: the checkout's other folders do not become part of facecli, and facecli is itself once
+    code = ("import importlib.util, facecli, facecli.options; "
+            "print([importlib.util.find_spec(n) is None for n in ('facecli.tests', 'facecli.scripts', 'facecli.facecli')])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[True, True, True]", out.stdout + out.stderr
 
 
 def test_import_of_training_without_the_extra_says_what_to_install(tmp_path):
