@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -118,6 +119,7 @@ def _connect(ray: Any, address: str | None) -> bool:
     if address:
         reachable(address)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    quiet_ray_logs()
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     try:
         if address:
@@ -128,6 +130,16 @@ def _connect(ray: Any, address: str | None) -> bool:
         where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
         raise FacecliError(f"cannot {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     return True
+
+
+def quiet_ray_logs() -> None:
+    """Keep Ray's own log lines (its token notice, Ray Data's execution plan and progress notes, a stopped
+    dataset's error on Ctrl-C) off facecli's terminal: facecli prints its own progress and one-line errors, and
+    Ray keeps every line in its session logs (``/tmp/ray/session_latest/logs``)."""
+    import logging
+
+    for name in ("ray", "ray.data", "ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def reachable(address: str, timeout: float = 10.0) -> None:
@@ -178,9 +190,15 @@ def _run_window(ray: Any, job: Any, window: list[tuple[int, list[Named]]],
     items = [{"k": k, "paths": [os.fsencode(n.item) for n in block], "names": [n.name for n in block],
               "errors": [getattr(n.item, "error", "") for n in block]} for k, block in window]
     ref = ray.put(job)  # the job (and a match's gallery) goes into the object store once
-    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        ChunkWorker, fn_constructor_args=(ref,), batch_size=1, concurrency=actors, **resources,
-        batch_format="numpy")
+    # a fixed pool of actors (Ray 2.51 and later: compute, not the deprecated concurrency); no actor restarts
+    # (with restarts, Ray logs an error line for constructor arguments kept in the object store): a lost actor
+    # fails the window, and --resume continues from the parts already written. Ray files max_restarts under
+    # its deprecated ray_remote_args and warns about it, though it is the named parameter it asks for.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+        ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            ChunkWorker, fn_constructor_args=(ref,), batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
+            **resources, max_restarts=0, batch_format="numpy")
     sizes = {k: len(block) for k, block in window}
     for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
         for k, table, rows in zip(batch["k"], batch["table"], batch["rows"], strict=True):

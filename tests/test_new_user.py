@@ -67,3 +67,30 @@ def test_a_negative_identity_threshold_is_refused_and_refusals_draw_no_bar(cli, 
     assert r.code == 2 and "nothing to resume" in r.err and "━" not in r.err
     help_text = " ".join(cli("verify", "--help").out.split())
     assert "gallery's calibrated" not in help_text and "cosine in [-1, 1]" not in help_text
+
+
+def test_the_ray_engine_prints_facecli_lines_only(tmp_path):
+    """Ray's token notice, its deprecation warnings, Ray Data's execution notes and the actor error line stay in
+    Ray's session logs; the output equals the local engine's."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    from tests.conftest import gender_image
+
+    src = tmp_path / "in"
+    for i in range(6):
+        write(src / f"p{i}.jpg", gender_image(i % 2, i))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    outs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.csv"
+        r = subprocess.run([sys.executable, "-m", "facecli", "classify", str(src), "--out", str(out), "--engine",
+                            engine, "--detect", "none"], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        outs[engine] = (out.read_bytes(), r.stderr)
+    assert outs["local"][0] == outs["ray"][0]
+    err = outs["ray"][1]
+    for noise in ("Token authentication", "deprecated", "core_worker", "streaming_executor", "Progress bars"):
+        assert noise not in err, err
