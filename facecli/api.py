@@ -33,15 +33,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facecli.card import check_task, resolve_threshold
+from facecli.card import resolve_threshold
 from facecli.decision import decide
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
 from facecli.gallery_store import LOCK_TIMEOUT
 from facecli.options import PART_SIZE, Device, Layout, Objective, Probes, RunOptions, Split, Task, choices
 from facecli.pipeline import ImageInput, load_input
+from facecli.resolve import ModelArg, frame_gender, model_for_gallery, photo_model_for
+from facecli.resolve import resolve_model as _model
 from facecli.runtime import OnnxModel
-from facecli.runtime import load_model as _load_model
 from facecli.validate import check_choice, check_float, check_int
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from facecli.recognise import Embedded, GalleryBuild, MatchRun
 
 Images = ImageInput | Sequence[ImageInput]
-ModelArg = OnnxModel | str | os.PathLike | None
 
 
 # ------------------------------------------------------------------ models and images
@@ -106,57 +106,6 @@ def detect_faces(image: ImageInput, *, largest_only: bool = False, detector: str
     return _detect(bgr, detector, largest_only=largest_only)
 
 
-def _model(model: ModelArg, task: str | None, run: RunOptions) -> OnnxModel:
-    """The model for ``task``: checked once here, trusted below."""
-    if isinstance(model, OnnxModel):
-        if task is not None:
-            check_task(model.card, task, str(model.path))
-        return model
-    return _load_model(model, task, run.device, run.threads)
-
-
-def model_for_gallery(gallery: Gallery, model: ModelArg = None, *, device: str = "auto",
-                      options: RunOptions | None = None) -> OnnxModel:
-    """The identity model that matches ``gallery``: ``model`` when given (it must be the one that built the
-    gallery, or embed alike: a float model and its int8 copy), else the model file the gallery records when it
-    is not a shipped one, else the shipped model for the device (which must be the one that built it)."""
-    from facecli.runtime import is_shipped
-
-    run = options or RunOptions.of(device=device)
-    if model is None:
-        recorded = (gallery.meta.get("model") or {}).get("path")
-        if recorded and Path(recorded).is_file() and not is_shipped(recorded):
-            model = recorded
-    m = _model(model, "identity", run)
-    gallery.check_model(m.sha256, m.path, m.card.embeds_like)
-    return m
-
-
-def photo_model_for(gallery: Gallery | None = None, *, options: RunOptions | None = None) -> OnnxModel | None:
-    """The photo matcher of ``gallery`` (the file it records when not a shipped one, else the shipped one for
-    the device: its int8 copy on the CPU), or for a new gallery (None) the shipped one; None when the gallery
-    keeps no photo evidence or nothing is shipped."""
-    from facecli.gallery import embeds_alike
-    from facecli.photo import PHOTO_MODEL_FILE
-    from facecli.runtime import is_shipped, shipped_model_path
-
-    run = options or RunOptions()
-    shipped = shipped_model_path(PHOTO_MODEL_FILE, run.device)
-    if gallery is None:
-        return _model(shipped, "identity", run) if shipped.is_file() else None
-    if gallery.photos is None:
-        return None
-    recorded = gallery.photos.model.get("path")
-    path = recorded if recorded and Path(recorded).is_file() and not is_shipped(recorded) else shipped
-    if not Path(path).is_file():
-        raise FacecliError(f"gallery keeps photo evidence but its photo matcher {recorded} is missing")
-    m = _model(path, "identity", run)
-    if not embeds_alike(gallery.photos.model, m.sha256, m.card.embeds_like):
-        raise FacecliError(f"gallery's photo evidence was made by another photo matcher than {m.path}; "
-                           "rebuild the gallery")
-    return m
-
-
 def _inputs(images: Images) -> tuple[list[ImageInput], Path | None]:
     """A list of inputs and the root their paths are named relative to (a scanned folder)."""
     from facecli.scan import scan_images
@@ -182,20 +131,6 @@ def _inputs(images: Images) -> tuple[list[ImageInput], Path | None]:
 
 
 # ------------------------------------------------------------------ gender
-
-
-def frame_gender(options: RunOptions | None = None) -> Any:
-    """The shipped whole-frame gender evidence (:class:`facecli.frame_gender.FrameGender`), or None when its
-    files are not installed."""
-    from facecli.frame_gender import HEAD_FILE, FrameGender
-    from facecli.photo import PHOTO_MODEL_FILE
-    from facecli.runtime import models_dir, shipped_model_path
-
-    run = options or RunOptions()
-    head, embedder = models_dir() / HEAD_FILE, shipped_model_path(PHOTO_MODEL_FILE, run.device)
-    if not (head.is_file() and embedder.is_file()):
-        return None
-    return FrameGender(head, _model(embedder, "identity", run))
 
 
 def classify_images(images: Images, model: ModelArg = None, *, threshold: float | None = None, frame: bool = True,

@@ -33,6 +33,8 @@ from facecli.inputs import Named
 from facecli.jobs import Job
 from facecli.options import RunOptions
 from facecli.pipeline import FACE_NOT_FOUND, Crop, run_model
+from facecli.resolve import photo_model_for
+from facecli.resolve import resolve_model as _model
 
 CLUSTER_FMR = 1.5e-3  # default per-comparison false-match rate of the linkage threshold. On the held-out people of
 # facecli's split (175 people, 521 clean photos and their six non-sunny copies) BCubed F was 0.948 / 0.947 / 0.952 /
@@ -69,7 +71,6 @@ class ClusterJob(Job):
     _photo: Any = field(default=None, repr=False, compare=False)
 
     def load(self, model: Any = None, photo_model: Any = None) -> ClusterJob:
-        from facecli.api import _model, photo_model_for
 
         self._model = model or _model(self.model_path, "identity", self.options)
         self._photo = (photo_model or photo_model_for(None, options=self.options)) if self.photo else None

@@ -15,6 +15,8 @@ import pandas as pd
 
 from facecli.inputs import Named
 from facecli.options import RunOptions
+from facecli.resolve import frame_gender, model_for_gallery, photo_model_for
+from facecli.resolve import resolve_model as _model
 
 Rows = list[tuple[str, Any]]
 
@@ -48,7 +50,6 @@ class ClassifyJob(Job):
 
     def load(self, model: Any = None) -> ClassifyJob:
         """Load the models (or take ``model``, already loaded)."""
-        from facecli.api import _model, frame_gender
 
         self._model = model or _model(self.model_path, "gender", self.options)
         self._frame = frame_gender(self.options) if self.frame else None
@@ -78,7 +79,6 @@ class MatchJob(Job):
     _photo: Any = field(default=None, repr=False, compare=False)
 
     def load(self, model: Any = None, photo_model: Any = None) -> MatchJob:
-        from facecli.api import model_for_gallery, photo_model_for
 
         self._model = model or model_for_gallery(self.gallery, self.model_path, options=self.options)
         self._photo = photo_model or photo_model_for(self.gallery, options=self.options)

@@ -16,16 +16,10 @@ from facecli.card import ModelCard, check_task
 from facecli.errors import FacecliError
 from facecli.face.preprocess import Preprocessing, flip_average
 from facecli.options import Device, choices
+from facecli.shipped import models_dir
 
 METADATA_KEY = "facecli"
 DEFAULT_MODELS = {"gender": "gender.onnx", "identity": "identity.onnx"}
-
-
-def models_dir() -> Path:
-    """Where the shipped models are: the ``facecli.models`` package (``models/`` in a source checkout)."""
-    from importlib.resources import files
-
-    return Path(str(files("facecli.models")))
 
 
 @dataclass

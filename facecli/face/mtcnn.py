@@ -33,6 +33,7 @@ import numpy as np
 
 from facecli.errors import FacecliError
 from facecli.face.detectors import DETECTED, FALLBACK, Face
+from facecli.shipped import models_dir
 
 # stage thresholds of the cascade (P-Net, R-Net, O-Net), the pyramid factor and NMS overlaps
 THRESHOLDS = (0.8, 0.7, 0.8)
@@ -78,8 +79,6 @@ DLIB_CHIP_LANDMARKS = ((0.3061, 0.2938), (0.6711, 0.2938), (0.4886, 0.5114), (0.
 
 
 def _model_dir() -> Path:
-    from facecli.runtime import models_dir
-
     return models_dir()
 
 
