@@ -33,11 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facecli.batch import Output, run_job
 from facecli.card import resolve_threshold
 from facecli.decision import decide
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery
 from facecli.gallery_store import LOCK_TIMEOUT
+from facecli.inputs import in_memory, iter_inputs, nothing_found, path_sources
 from facecli.options import PART_SIZE, Device, Layout, Objective, Probes, RunOptions, Split, Task, choices
 from facecli.pipeline import ImageInput, load_input
 from facecli.resolve import ModelArg, frame_gender, model_for_gallery, photo_model_for
@@ -106,30 +108,6 @@ def detect_faces(image: ImageInput, *, largest_only: bool = False, detector: str
     return _detect(bgr, detector, largest_only=largest_only)
 
 
-def _inputs(images: Images) -> tuple[list[ImageInput], Path | None]:
-    """A list of inputs and the root their paths are named relative to (a scanned folder)."""
-    from facecli.scan import scan_images
-
-    if isinstance(images, np.ndarray):
-        return [images], None
-    if isinstance(images, bytes | bytearray | memoryview):
-        raise FacecliError("images must be a folder, a file, a numpy array or a list of them, not raw "
-                           f"{type(images).__name__} (decode them first, e.g. with facecli.load_image on a file)")
-    if isinstance(images, str | os.PathLike):
-        p = Path(images)
-        if p.is_dir():
-            return list(scan_images(p)), p
-        if not p.exists():
-            raise FacecliError(f"not found: {p}")
-        return [p], None
-    if isinstance(images, Sequence):
-        items = list(images)
-        if not items:
-            raise FacecliError("no images given")
-        return items, None
-    raise FacecliError(f"images must be a folder, a file, a numpy array or a list of them, not {type(images).__name__}")
-
-
 # ------------------------------------------------------------------ gender
 
 
@@ -160,57 +138,22 @@ def classify_images(images: Images, model: ModelArg = None, *, threshold: float 
     opts = RunOptions.of(options, **run)
     m = _model(model, "gender", opts)
     thr, source = resolve_threshold(m.card, threshold)
-    sources = _sources(images)
+    sources = path_sources(images)
     if out is not None and sources is not None:
         job = ClassifyJob(str(m.path), thr, frame, opts).load(m)
         info = {"command": "classify", "model": m.sha256, "threshold": thr, "frame": frame,
                 "detect": opts.detect, "restore": opts.restore, "sources": [str(s) for s in sources]}
-        done = _stream(sources, job, out, info, opts, resume, raw, part_size)
+        done = run_job(job, sources, Output(out, raw, resume, part_size), info, opts)
         return ClassifyRun(None, done.images, thr, source, m.card.labels, streamed=done)
     if resume:
         raise FacecliError("resume needs out (the output of the interrupted run) and images given as paths")
-    items, root = _inputs(images)
+    items, root = in_memory(images)
     opts.total(len(items))
     fg = frame_gender(opts) if frame else None
     res = ClassifyRun(_classify(m, items, root, thr, opts, fg), len(items), thr, source, m.card.labels)
     if out is not None:
         res.save(out, raw=raw)
     return res
-
-
-def _sources(images: Any) -> list[str | os.PathLike] | None:
-    """``images`` as a list of path sources (folders, files, "-") for a streamed run, or None when they are
-    not all paths (arrays run in memory)."""
-    if isinstance(images, str | os.PathLike):
-        return [images]
-    if isinstance(images, list | tuple) and images and all(isinstance(i, str | os.PathLike) for i in images):
-        return list(images)
-    return None
-
-
-def _stream(sources: list, job: Any, out: str | os.PathLike, info: dict[str, Any], opts: RunOptions, resume: bool,
-            raw: bool, part_size: int, parts_as: Any = None):
-    """Run ``job`` over ``sources`` streamed into ``out`` on the chosen engine."""
-    from facecli.atomic import check_output_file
-    from facecli.batch import local_mapper, run_streamed
-    from facecli.outputs import output_format
-
-    output_format(out)
-    check_int("part_size", part_size, 1, 1_000_000)
-    if opts.address and opts.engine != "ray":
-        raise FacecliError("address is the Ray cluster for engine='ray'; add engine='ray'")
-    check_output_file(out, inputs=[s for s in sources if os.fspath(s) != "-"])
-    if opts.engine != "ray":
-        return run_streamed(sources, local_mapper(job), out, info, opts, resume=resume, raw=raw, chunk=part_size,
-                            parts_as=parts_as)
-    from facecli.engines import ray_mapper
-
-    mapper = ray_mapper(job, opts)  # joins the cluster now: an unreachable one fails before any output
-    try:
-        return run_streamed(sources, mapper, out, info, opts, resume=resume, raw=raw, chunk=part_size,
-                            parts_as=parts_as)
-    finally:
-        mapper.close()
 
 
 def evaluate_gender(data: str | os.PathLike, model: ModelArg = None, *, out: str | os.PathLike | None = None,
@@ -248,7 +191,7 @@ def embed_images(images: Images, model: ModelArg = None, *, options: RunOptions 
 
     opts = RunOptions.of(options, **run)
     m = _model(model, "identity", opts)
-    items, _ = _inputs(images)
+    items, _ = in_memory(images)
     return _embed(m, items, opts)
 
 
@@ -357,7 +300,7 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
     also the PNGs).
     """
     from facecli.jobs import MatchJob
-    from facecli.recognise import MatchRun, match_folder, match_images
+    from facecli.recognise import MatchRun
 
     opts = RunOptions.of(options, **run)
     check_int("top_k", top_k, 1, 1000)
@@ -369,36 +312,19 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
     dec = decide(m.card, threshold=threshold, fpir=fpir, comparisons=len(g.rows),
                  stored=g.calibrated_threshold(m.card.score_scale))
     thr = dec.threshold
-    sources = _sources(probes)
+    sources = path_sources(probes)
     scored = sources is not None and _identity_layout(sources, which, layout)
     if out is not None and sources is not None and not scored:
         job = MatchJob(str(m.path), g, dec, top_k, opts).load(m, pm)
         info = {"command": "match", "model": m.sha256, "gallery": g.meta.get("updated"), "threshold": thr,
                 "top_k": top_k, "detect": opts.detect, "restore": opts.restore,
                 "sources": [str(s) for s in sources]}
-        done = _stream(sources, job, out, info, opts, resume, raw, part_size)
+        done = run_job(job, sources, Output(out, raw, resume, part_size), info, opts)
         return MatchRun(None, None, dec, g.evidence, streamed=done)
     if resume:
         raise FacecliError("resume applies to a match streamed into out: probes without ground truth, given as "
                            "paths (a scored match runs in one piece)")
-    if scored:
-        table, result = match_folder(m, g, Path(sources[0]), thr, opts, which=which, layout="identity",
-                                     top_k=top_k, photo_model=pm)
-    elif sources is not None:
-        from facecli.inputs import iter_inputs
-
-        named = list(iter_inputs(sources))
-        if not named:
-            from facecli.inputs import nothing_found
-
-            raise nothing_found(sources)
-        opts.total(len(named))
-        table, result = match_images(m, g, [n.item for n in named], thr, opts, names=[n.name for n in named],
-                                     top_k=top_k, photo_model=pm)
-    else:
-        items, root = _inputs(probes)
-        opts.total(len(items))
-        table, result = match_images(m, g, items, thr, opts, root=root, top_k=top_k, photo_model=pm)
+    table, result = _match_in_memory(m, g, probes, sources, scored, thr, opts, which, top_k, pm)
     if result is not None:
         result.metrics.update(threshold_source=dec.source, predicted_fpir=dec.fpir)
     res = MatchRun(table, result, dec, g.evidence)
@@ -407,6 +333,27 @@ def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: Mo
                  extra={"probes": [str(s) for s in sources] if sources else None, "gallery": str(gallery)
                         if isinstance(gallery, str | os.PathLike) else None})
     return res
+
+
+def _match_in_memory(m: OnnxModel, g: Gallery, probes: Images, sources: list | None, scored: bool, thr: float,
+                     opts: RunOptions, which: str, top_k: int, pm: OnnxModel | None) -> tuple[Any, Any]:
+    """A match held in memory: an identity folder scored against its ground truth, path sources listed in
+    input order, or arrays."""
+    from facecli.recognise import match_folder, match_images
+
+    if scored:
+        return match_folder(m, g, Path(sources[0]), thr, opts, which=which, layout="identity", top_k=top_k,
+                            photo_model=pm)
+    if sources is not None:
+        named = list(iter_inputs(sources))
+        if not named:
+            raise nothing_found(sources)
+        opts.total(len(named))
+        return match_images(m, g, [n.item for n in named], thr, opts, names=[n.name for n in named], top_k=top_k,
+                            photo_model=pm)
+    items, root = in_memory(probes)
+    opts.total(len(items))
+    return match_images(m, g, items, thr, opts, root=root, top_k=top_k, photo_model=pm)
 
 
 def _identity_layout(sources: list, which: str, layout: str) -> bool:
@@ -533,7 +480,7 @@ def cluster_faces(images: Images, model: ModelArg = None, *, threshold: float | 
     how = _grouping(m, threshold, fmr, gallery, fpir, opts)
     pm = photo_model_for(None, options=opts) if photo else None
     dim = m.card.embedding_dim or 128
-    sources = _sources(images)
+    sources = path_sources(images)
     if out is not None and sources is not None:
         from facecli.batch import Parts
 
@@ -542,7 +489,7 @@ def cluster_faces(images: Images, model: ModelArg = None, *, threshold: float | 
                 "gallery": None if how.gallery is None else how.gallery.meta.get("updated"),
                 "detect": opts.detect, "restore": opts.restore, "sources": [str(s) for s in sources]}
         join = join_parts(how, dim, raw)
-        done = _stream(sources, job, out, info, opts, resume, raw, part_size, Parts(write_part, join, ".jsonl"))
+        done = run_job(job, sources, Output(out, raw, resume, part_size), info, opts, Parts(write_part, join, ".jsonl"))
         return ClusterRun(join.table, done.images, how.decision, streamed=done)
     if resume:
         raise FacecliError("resume needs out (the output of the interrupted run) and images given as paths")
@@ -580,15 +527,13 @@ def _named(images: Images) -> list[tuple[ImageInput, str]]:
     """Inputs in memory or as paths, each with the name its rows carry."""
     from facecli.scan import input_name
 
-    sources = _sources(images)
+    sources = path_sources(images)
     if sources is not None:
-        from facecli.inputs import iter_inputs, nothing_found
-
         named = [(n.item, n.name) for n in iter_inputs(sources)]
         if not named:
             raise nothing_found(sources)
         return named
-    items, root = _inputs(images)
+    items, root = in_memory(images)
     return [(it, input_name(it, i, root)) for i, it in enumerate(items)]
 
 

@@ -41,6 +41,47 @@ Process = Callable[[list[Named]], tuple[pd.DataFrame, Rows]]
 Mapper = Callable[[Iterable[tuple[int, list[Named]]]], Iterator[tuple[int, pd.DataFrame, Rows]]]
 
 
+@dataclass(frozen=True)
+class Output:
+    """Where and how a table run writes, beside :class:`~facecli.options.RunOptions` (how each image is run):
+    ``path`` (.csv, .parquet or .jsonl), ``raw`` (CSV cells that would start a formula kept as they are),
+    ``resume`` (continue a killed run into ``path``), ``part_size`` (inputs a durable part)."""
+
+    path: str | os.PathLike[str]
+    raw: bool = False
+    resume: bool = False
+    part_size: int = PART_SIZE
+
+    def __post_init__(self) -> None:
+        from facecli.validate import check_int
+
+        output_format(self.path)
+        check_int("part_size", self.part_size, 1, 1_000_000)
+
+
+def run_job(job: Any, sources: Sequence[str | os.PathLike[str]], output: Output, info: dict[str, Any],
+            options: RunOptions, parts_as: Parts | None = None) -> Streamed:
+    """Run ``job`` (a picklable callable: chunk of inputs -> rows and summary rows) over path ``sources``,
+    streamed into ``output`` on the engine ``options`` names (local threads, or Ray Data actors), and return
+    what was written. The output is checked before any work: writable, not one of the inputs, no Ray
+    ``address`` without the Ray engine."""
+    from facecli.atomic import check_output_file
+
+    if options.address and options.engine != "ray":
+        raise FacecliError("address is the Ray cluster for engine='ray'; add engine='ray'")
+    check_output_file(output.path, inputs=[s for s in sources if os.fspath(s) != "-"])
+    kw = {"resume": output.resume, "raw": output.raw, "chunk": output.part_size, "parts_as": parts_as}
+    if options.engine != "ray":
+        return run_streamed(sources, local_mapper(job), output.path, info, options, **kw)
+    from facecli.engines import ray_mapper  # Ray is an optional extra: imported only for a Ray run
+
+    mapper = ray_mapper(job, options)  # joins the cluster now: an unreachable one fails before any output
+    try:
+        return run_streamed(sources, mapper, output.path, info, options, **kw)
+    finally:
+        mapper.close()
+
+
 @dataclass
 class Streamed:
     """The outcome of a streamed run: where it wrote, the inputs, rows and failed rows in the whole output,

@@ -1,5 +1,7 @@
 """What a batch command runs on: one or more folders or files, or ``-`` (newline-separated paths on standard
-input), streamed so that the first results come before a huge folder is fully listed.
+input), streamed so that the first results come before a huge folder is fully listed; or, for the Python API,
+arrays and lists held in memory. The one place a verb's ``images`` are normalised: :func:`path_sources` (can
+it stream?), :func:`iter_inputs` (the inputs of path sources, lazily), :func:`in_memory` (a list to hold).
 
 Rows name their input: with one folder, its path relative to that folder (as ``facecli classify photos/``
 always did); with several sources, or files, or standard input, the path as given.
@@ -16,8 +18,10 @@ from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
+
 from facecli.errors import FacecliError
-from facecli.scan import IMAGE_EXTENSIONS, Unlisted, iter_walk, printable, rel
+from facecli.scan import IMAGE_EXTENSIONS, Unlisted, iter_walk, printable, rel, scan_images
 
 STDIN = "-"
 
@@ -123,3 +127,36 @@ def nothing_found(sources: Sequence[str | os.PathLike[str]]) -> FacecliError:
     """The error for sources that held no image at all."""
     shown = ", ".join(str(s) for s in sources)
     return FacecliError(f"no images found in {shown} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+
+
+def path_sources(images: object) -> list[str | os.PathLike[str]] | None:
+    """``images`` as a list of path sources (folders, files, "-") that a run can stream (:func:`iter_inputs`),
+    or None when they are not all paths (arrays run in memory: :func:`in_memory`)."""
+    if isinstance(images, str | os.PathLike):
+        return [images]
+    if isinstance(images, list | tuple) and images and all(isinstance(i, str | os.PathLike) for i in images):
+        return list(images)
+    return None
+
+
+def in_memory(images: object) -> tuple[list, Path | None]:
+    """``images`` (a folder, a file, an array, or a list of them) as a list of inputs held for an in-memory run,
+    and the root their paths are named relative to (a scanned folder)."""
+    if isinstance(images, np.ndarray):
+        return [images], None
+    if isinstance(images, bytes | bytearray | memoryview):
+        raise FacecliError("images must be a folder, a file, a numpy array or a list of them, not raw "
+                           f"{type(images).__name__} (decode them first, e.g. with facecli.load_image on a file)")
+    if isinstance(images, str | os.PathLike):
+        p = Path(images)
+        if p.is_dir():
+            return list(scan_images(p)), p
+        if not p.exists():
+            raise FacecliError(f"not found: {p}")
+        return [p], None
+    if isinstance(images, Sequence):
+        items = list(images)
+        if not items:
+            raise FacecliError("no images given")
+        return items, None
+    raise FacecliError(f"images must be a folder, a file, a numpy array or a list of them, not {type(images).__name__}")
