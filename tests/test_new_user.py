@@ -94,3 +94,23 @@ def test_the_ray_engine_prints_facecli_lines_only(tmp_path):
     err = outs["ray"][1]
     for noise in ("Token authentication", "deprecated", "core_worker", "streaming_executor", "Progress bars"):
         assert noise not in err, err
+
+
+def test_evaluate_takes_photo_and_frame_switches_like_match_and_classify(cli, tmp_path):
+    import pandas as pd
+
+    from tests.test_photo_evidence import PHOTOS, bgr, glare
+
+    root = tmp_path / "ids"
+    for name in PHOTOS:
+        write(root / name / f"{name}.jpg", bgr(name))
+    write(root / "astronaut" / "distortion" / "astronaut_sunny.jpg", glare(bgr("astronaut")))
+    got = {}
+    for flag in ("--photo", "--no-photo"):
+        out = tmp_path / flag
+        r = cli("evaluate", "identity", root, "--out", out, flag)
+        assert r.code == 0, r.err
+        got[flag] = pd.read_csv(out / "facecom_matches.csv", keep_default_na=False).iloc[0]["evidence"]
+    assert got["--photo"] in ("photo", "both") and got["--no-photo"] == "face"
+    r = cli("evaluate", "gender", tmp_path / "nope", "--no-frame")
+    assert r.code == 2 and "--no-frame" not in r.err  # the switch exists: only the missing folder is refused

@@ -19,10 +19,7 @@ def classify_cmd(
     out: common.OutOpt = Path("results.csv"),
     model: common.ModelOpt = None,
     threshold: common.ThresholdOpt = None,
-    frame: Annotated[bool, typer.Option("--frame/--no-frame", help="Where sun glare washed a face out (face_status "
-                                                                   "fallback), fuse in the whole frame's gender "
-                                                                   "evidence (hair, outline, clothes); evidence says "
-                                                                   "face+frame (default).")] = True,
+    frame: common.FrameOpt = True,
     raw_csv: common.RawCsvOpt = False,
     resume: common.ResumeOpt = False,
     part_size: common.PartSizeOpt = PART_SIZE,

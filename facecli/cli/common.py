@@ -78,6 +78,12 @@ LinkFmrOpt = Annotated[float | None, typer.Option(
 ClusterPhotoOpt = Annotated[bool, typer.Option("--photo/--no-photo", help=(
     "Join a washed-out face (sun glare) to the cluster of the photo it is a degraded copy of (evidence photo); "
     "without it such faces stay singletons (default: on)."))]
+EvalPhotoOpt = Annotated[bool, typer.Option("--photo/--no-photo", help=(
+    "Weigh photo evidence (is a probe a degraded copy of a gallery photo?) beside face evidence, as a gallery "
+    "built with it does in match (default: on)."))]
+FrameOpt = Annotated[bool, typer.Option("--frame/--no-frame", help=(
+    "Where sun glare washed a face out (face_status fallback), fuse in the whole frame's gender evidence (hair, "
+    "outline, clothes); evidence says face+frame (default)."))]
 GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", file_okay=False,
                                           help="Gallery folder (gallery.json and the data files it names).")]
 RawCsvOpt = Annotated[bool, typer.Option(

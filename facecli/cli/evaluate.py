@@ -9,6 +9,8 @@ import typer
 
 from facecli.cli.common import (
     ClusterPhotoOpt,
+    EvalPhotoOpt,
+    FrameOpt,
     LinkFmrOpt,
     LinkThresholdOpt,
     ModelOpt,
@@ -33,22 +35,34 @@ DataArg = Annotated[Path, typer.Argument(exists=True, file_okay=False, help=(
 ReportDir = Annotated[Path, typer.Option(file_okay=False, help="Report folder to write (created when missing).")]
 
 
-def _command(task: str, doc: str):
-    @with_run_options
-    def command(data: DataArg, out: ReportDir = Path(f"eval-{task}"), model: ModelOpt = None, split: SplitOpt = None,
-                threshold: ThresholdOpt = None, raw_csv: RawCsvOpt = False, *, run: RunOptions) -> None:
-        from facecli import api
+def _evaluate(task: str, data: Path, out: Path, model: Path | None, split, threshold: float | None, raw_csv: bool,
+              run: RunOptions, **kw: object) -> None:
+    from facecli import api
 
-        m = load(model, task, run, threshold=threshold)
-        with progress(run, "evaluate") as run:
-            res = getattr(api, f"evaluate_{task}")(data, m, split=None if split is None else split.value,
-                                                   threshold=threshold, options=run)
-        res.save(out, raw=raw_csv)
-        SHOW[task](res, data, m)
-        wrote(out, " (report)")
+    m = load(model, task, run, threshold=threshold)
+    with progress(run, "evaluate") as run:
+        res = getattr(api, f"evaluate_{task}")(data, m, split=None if split is None else split.value,
+                                               threshold=threshold, options=run, **kw)
+    res.save(out, raw=raw_csv)
+    SHOW[task](res, data, m)
+    wrote(out, " (report)")
 
-    command.__doc__ = doc
-    return command
+
+@with_run_options
+def _gender(data: DataArg, out: ReportDir = Path("eval-gender"), model: ModelOpt = None, split: SplitOpt = None,
+            threshold: ThresholdOpt = None, frame: FrameOpt = True, raw_csv: RawCsvOpt = False, *,
+            run: RunOptions) -> None:
+    """Evaluate a gender model: accuracy, precision, recall, F1, balanced accuracy, confusion matrix, plots
+    (predictions.csv, metrics.json)."""
+    _evaluate("gender", data, out, model, split, threshold, raw_csv, run, frame=frame)
+
+
+@with_run_options
+def _identity(data: DataArg, out: ReportDir = Path("eval-identity"), model: ModelOpt = None, split: SplitOpt = None,
+              threshold: ThresholdOpt = None, photo: EvalPhotoOpt = True, raw_csv: RawCsvOpt = False, *,
+              run: RunOptions) -> None:
+    """FACECOM protocol (gallery = clean, probes = distorted) and cross-photo protocol, full report."""
+    _evaluate("identity", data, out, model, split, threshold, raw_csv, run, photo=photo)
 
 
 def _show_gender(res, data: Path, m) -> None:
@@ -80,10 +94,8 @@ def _show_identity(res, data: Path, m) -> None:
 
 
 SHOW = {"gender": _show_gender, "identity": _show_identity}
-app.command("gender")(_command("gender", "Evaluate a gender model: accuracy, precision, recall, F1, balanced accuracy, "
-                                         "confusion matrix, plots (predictions.csv, metrics.json)."))
-app.command("identity")(_command("identity", "FACECOM protocol (gallery = clean, probes = distorted) and cross-photo "
-                                             "protocol, full report."))
+app.command("gender")(_gender)
+app.command("identity")(_identity)
 
 
 @with_run_options
