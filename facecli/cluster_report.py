@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from facecli.atomic import write_text
+from facecli.inputs import locate
 
 THUMB = 80  # thumbnail side in pixels
 FACES_PER_CLUSTER = 24
@@ -57,19 +58,8 @@ def face_thumbnail(path: Path, box: str) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii") if ok else ""
 
 
-def _locate(name: str, sources: Sequence[str]) -> Path | None:
-    """The file a row's path names: as given, or inside one of the folder sources."""
-    p = Path(name)
-    if p.is_file():
-        return p
-    for s in sources:
-        if s != "-" and os.path.isdir(s) and (Path(s) / name).is_file():
-            return Path(s) / name
-    return None
-
-
 def _figure(row: pd.Series, sources: Sequence[str]) -> str:
-    path = _locate(str(row["path"]), sources)
+    path = locate(str(row["path"]), sources)
     uri = face_thumbnail(path, str(row["box"] or "")) if path is not None else ""
     label = html.escape(str(row["path"]))
     cls = ' class="photo"' if row["evidence"] == "photo" else ""

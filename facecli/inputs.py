@@ -160,3 +160,16 @@ def in_memory(images: object) -> tuple[list, Path | None]:
             raise FacecliError("no images given")
         return items, None
     raise FacecliError(f"images must be a folder, a file, a numpy array or a list of them, not {type(images).__name__}")
+
+
+def locate(name: str, sources: Sequence[str]) -> Path | None:
+    """The file a row's ``name`` (its path column) stands for, among the run's ``sources``: the path as given,
+    or inside one of the folder sources (rows of a single folder are named relative to it); None when neither
+    is a file (an array, a moved file)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    for s in sources:
+        if s != "-" and os.path.isdir(s) and (Path(s) / name).is_file():
+            return Path(s) / name
+    return None

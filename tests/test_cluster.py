@@ -277,3 +277,21 @@ def test_the_ray_engine_clusters_exactly_as_the_local_one(folder, tmp_path):
         ray.shutdown()
     facecli.cluster_faces(folder, out=tmp_path / "loc.csv", part_size=3)
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "loc.csv").read_bytes()
+
+
+def test_link_to_makes_a_folder_of_links_per_cluster(cli, folder, tmp_path):
+    links = tmp_path / "by-person"
+    r = cli("cluster", str(folder), "--out", str(tmp_path / "c.csv"), "--link-to", str(links))
+    assert r.code == 0, r.err
+    t = facecli.read_results(tmp_path / "c.csv")
+    astro = int(t.loc[t["path"] == "a/astro.jpg", "cluster"].iat[0])
+    size = int(t.loc[t["path"] == "a/astro.jpg", "cluster_size"].iat[0])
+    sub = next(links.glob(f"{astro:04d}_*"))
+    assert len(list(sub.iterdir())) == size
+    assert (sub / "astro.jpg").is_symlink() and (sub / "astro.jpg").resolve() == (folder / "a" / "astro.jpg").resolve()
+    linked = {p.resolve() for p in links.rglob("*") if p.is_symlink()}
+    in_clusters = {(folder / p).resolve() for p in t.loc[t["cluster"].notna(), "path"]}
+    assert linked == in_clusters  # every clustered photo, nothing else (no failed file, no faceless cat)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".by-person")]  # no temporary folder left
+    again = cli("cluster", str(folder), "--out", str(tmp_path / "d.csv"), "--link-to", str(links))
+    assert again.code == 2 and "already exists" in again.err and not (tmp_path / "d.csv").exists()

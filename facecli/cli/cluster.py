@@ -28,6 +28,9 @@ def cluster_cmd(
     report: Annotated[Path | None, typer.Option(file_okay=False, help=(
         "Also write an HTML page there (index.html, self-contained): one row of face thumbnails per cluster, "
         "largest first, opened in a browser from disk."))] = None,
+    link_to: Annotated[Path | None, typer.Option(file_okay=False, help=(
+        "Also make this folder (it must not exist): one subfolder per cluster (0001_person_0001, ..., "
+        "singletons) of symbolic links to its photos."))] = None,
     raw_csv: common.RawCsvOpt = False,
     resume: common.ResumeOpt = False,
     part_size: common.PartSizeOpt = PART_SIZE,
@@ -38,7 +41,8 @@ def cluster_cmd(
 ) -> None:
     """Group every face of the INPUTs by person and write one row per face (path, face, cluster, name,
     cluster_size, confidence, evidence, face_status, restored, box, error) to --out. Faces are embedded in
-    durable parts (--resume continues a killed run); grouping runs once at the end."""
+    durable parts (--resume continues a killed run); grouping runs once at the end. --report and --link-to
+    show the clusters as a web page and as folders."""
     from facecli.api import cluster_faces, load_gallery
 
     run = common.batch_options(run, engine, address)
@@ -47,6 +51,10 @@ def cluster_cmd(
         from facecli.atomic import check_writable
 
         check_writable(report, "--report")
+    if link_to is not None:
+        from facecli.cluster_links import check_link_folder
+
+        check_link_folder(link_to)
     if fpir is not None and gallery is None:
         raise typer.BadParameter("--fpir sets how clusters are named from a gallery; add --gallery")
     m = common.load(model, "identity", run, threshold=threshold)
@@ -61,6 +69,11 @@ def cluster_cmd(
 
         page = write_report(res.table, report, list(inputs))
         common.wrote(page, " (report)")
+    if link_to is not None:
+        from facecli.cluster_links import write_links
+
+        folder, links, missing = write_links(res.table, link_to, list(inputs))
+        common.wrote(folder, f" ({links} links" + (f"; {missing} rows whose file was not found" if missing else "") + ")")
     if res.all_failed:
         common.console().print(f"[red]every input failed[/]: see the error column of {out}")
         raise typer.Exit(1)
