@@ -75,7 +75,7 @@ def gender_outputs(model: OnnxModel, paths: Sequence[ImageInput], run: RunOption
     def fuse(crops: list, out: np.ndarray) -> None:
         gone = [(k, c) for k, c in enumerate(crops) if c.face_status == "fallback" and c.extra is not None]
         if gone:
-            p_frame = frame.p_female(np.stack([c.extra for _, c in gone]))
+            p_frame = frame.p_female([c.extra for _, c in gone])
             rows = [k for k, _ in gone]
             out[rows] = frame.fuse(out[rows].reshape(-1), p_frame, threshold).reshape(out[rows].shape)
             fused.update(c.index for _, c in gone)

@@ -32,6 +32,7 @@ from facecli.errors import FacecliError
 from facecli.inputs import Named
 from facecli.jobs import Job
 from facecli.options import RunOptions
+from facecli.photo import FIRE, SHORTLIST_FACE_GONE, PhotoStage, PhotoView, copy_evidence, photo_score
 from facecli.pipeline import FACE_NOT_FOUND, Crop, run_model
 from facecli.resolve import photo_model_for
 from facecli.resolve import resolve_model as _model
@@ -46,17 +47,6 @@ HIDDEN = ("_vec", "_pvec", "_thumb", "_pthumb", "_usable")  # per-row arrays a p
 SINGLETON = "singleton"
 FACE_GONE = ("fallback", FACE_NOT_FOUND)  # no face evidence: the glare washed it out, or none was found
 NAME_SHARE = 0.5  # a gallery name needs the accepted matches of more than this share of a cluster's faces
-
-
-@dataclass
-class PhotoView:
-    """What photo evidence needs of one image: the photo matcher's input, the plain thumbnail (as a candidate)
-    and the probe thumbnail with its usable mask (as a washed-out probe)."""
-
-    crop: np.ndarray
-    thumb: np.ndarray
-    probe: np.ndarray
-    usable: np.ndarray
 
 
 @dataclass
@@ -87,20 +77,17 @@ class ClusterJob(Job):
 def embed_faces(model: Any, photo_model: Any, items: list[Any], names: list[str], run: RunOptions) -> pd.DataFrame:
     """One row per face of ``items`` (files or arrays, named ``names``) in input order, with hidden arrays."""
     views: dict[int, PhotoView] = {}
-    spec = photo_model.preprocessing.replace(detect="none", restore="none") if photo_model is not None else None
-
-    def view(bgr: np.ndarray) -> PhotoView:
-        from facecli.face.preprocess import crop_face
-        from facecli.photo import probe_thumbnail, thumbnail
-
-        probe, usable = probe_thumbnail(bgr)
-        return PhotoView(crop_face(bgr, spec), thumbnail(bgr), probe, usable)
+    stage = PhotoStage(photo_model) if photo_model is not None else None
 
     def keep(crops: list[Crop], _: np.ndarray) -> None:
         views.update({c.index: c.extra for c in crops if c.extra is not None})
 
-    res = run_model(model, items, run, all_faces=True, extra=view if spec else None, on_chunk=keep if spec else None)
-    pvec = _photo_vectors(photo_model, spec, views, run.batch_size)
+    res = run_model(model, items, run, all_faces=True, extra=stage.view if stage else None,
+                    on_chunk=keep if stage else None)
+    keys = sorted(views)
+    # float16: a shortlist needs no more
+    pvec = dict(zip(keys, stage.embed([views[i] for i in keys], run.batch_size).astype(np.float16), strict=True)) \
+        if stage else {}
     rows = []
     for crop, v in zip(res.crops, res.outputs, strict=True):
         pv = views.get(crop.index) if crop.face == 0 else None
@@ -117,20 +104,6 @@ def embed_faces(model: Any, photo_model: Any, items: list[Any], names: list[str]
     df = df.sort_values(["_i", "face"], key=lambda c: pd.to_numeric(c, errors="coerce").fillna(-1), kind="stable")
     df.insert(0, "path", [names[i] for i in df["_i"]])
     return df.drop(columns="_i").reset_index(drop=True)
-
-
-def _photo_vectors(photo_model: Any, spec: Any, views: dict[int, PhotoView], batch: int) -> dict[int, np.ndarray]:
-    if photo_model is None or not views:
-        return {}
-    from facecli.face.preprocess import to_tensor
-
-    keys = sorted(views)
-    out = {}
-    for b in range(0, len(keys), batch):  # in model batches: a whole part at once grew ONNX Runtime's arena by GBs
-        part = keys[b:b + batch]
-        vecs = photo_model.run(to_tensor(np.stack([views[i].crop for i in part]), spec))
-        out.update({i: np.asarray(v, np.float16) for i, v in zip(part, vecs, strict=True)})  # a shortlist needs no more
-    return out
 
 
 def chunk_rows(table: pd.DataFrame, images: int) -> list[tuple[str, Any]]:
@@ -201,7 +174,6 @@ def _attach_by_photo(table: pd.DataFrame, found: Clusters, photo: PhotoData, lab
     nearest by the photo matcher's vector (:data:`facecli.photo.SHORTLIST_FACE_GONE` of them, among images
     whose face is clustered) are tested pixel by pixel (:func:`facecli.photo.copy_evidence`)."""
     from facecli.clustering import nearest
-    from facecli.photo import FIRE, SHORTLIST_FACE_GONE, copy_evidence, photo_score
 
     cand = np.flatnonzero(photo.has & (table["face"].to_numpy() == 0) & (found.labels >= 0))
     probes = photo.probes[labels[photo.probes] < 0]

@@ -168,33 +168,27 @@ def evaluate_identity(model: OnnxModel, root: Path, threshold: float | None, run
 
 
 class _PhotoInputs:
-    """Collects the photo evidence inputs of every evaluated image while the face pass runs."""
+    """Collects the photo evidence inputs of every evaluated image while the face pass runs (the photo stage's
+    views, and the matcher's vectors chunk by chunk)."""
 
     def __init__(self, model: OnnxModel, n: int) -> None:
-        from facecli.photo import MAP_SIDE
+        from facecli.photo import MAP_SIDE, PhotoStage
 
-        self.model, self.spec = model, model.preprocessing.replace(detect="none", restore="none")
+        self.stage = PhotoStage(model)
+        self.inputs = self.stage.view
         self.vectors = np.zeros((n, int(model.card.embedding_dim or 512)), np.float32)
         self.thumbs = np.zeros((n, MAP_SIDE, MAP_SIDE), np.uint8)
         self.probe_thumbs = np.zeros_like(self.thumbs)
         self.usable = np.zeros((n, MAP_SIDE, MAP_SIDE), bool)
 
-    def inputs(self, bgr: np.ndarray) -> tuple:
-        from facecli.face.preprocess import crop_face
-        from facecli.photo import probe_thumbnail, thumbnail
-
-        return (crop_face(bgr, self.spec), thumbnail(bgr), *probe_thumbnail(bgr))
-
     def keep(self, crops: list, _: np.ndarray) -> None:
-        from facecli.face.preprocess import to_tensor
-
         firsts = [c for c in crops if c.extra is not None]
         if not firsts:
             return
-        idx = [c.index for c in firsts]
-        self.vectors[idx] = self.model.run(to_tensor(np.stack([c.extra[0] for c in firsts]), self.spec))
+        self.vectors[[c.index for c in firsts]] = self.stage.embed([c.extra for c in firsts])
         for c in firsts:
-            _, self.thumbs[c.index], self.probe_thumbs[c.index], self.usable[c.index] = c.extra
+            v = c.extra
+            self.thumbs[c.index], self.probe_thumbs[c.index], self.usable[c.index] = v.thumb, v.probe, v.usable
 
     def data(self):
         from facecli.protocols import PhotoData

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from facecli.errors import FacecliError
+from facecli.photo import PhotoStage, PhotoView
 
 HEAD_FILE = "gender_frame_head.onnx"
 HEAD_METADATA_KEY = "facecli_frame_head"
@@ -47,20 +48,15 @@ class FrameGender:
         if trained_on != embedder.sha256 and trained_on not in embedder.card.embeds_like:  # or its int8 copy
             raise FacecliError(f"{head_path} was trained on another embedder than {embedder.path}")
         self.embedder = embedder
-        self.spec = embedder.preprocessing.replace(detect="none", restore="none")
+        self.stage = PhotoStage(embedder, plain=False, probe=False)  # the photo matcher's view of the frame
 
-    def crop(self, bgr: np.ndarray) -> np.ndarray:
+    def crop(self, bgr: np.ndarray) -> PhotoView:
         """The frame as the embedder sees it (the pipeline's ``extra`` hook: run on each decoded image)."""
-        from facecli.face.preprocess import crop_face
+        return self.stage.view(bgr)
 
-        return crop_face(bgr, self.spec)
-
-    def p_female(self, crops: np.ndarray) -> np.ndarray:
-        """P(female) of frames cut by :meth:`crop` (N, S, S, 3)."""
-        from facecli.face.preprocess import to_tensor
-
-        emb = self.embedder.run(to_tensor(crops, self.spec)).astype(np.float32)
-        return self.session.run(None, {"embedding": emb})[0].reshape(-1)
+    def p_female(self, views: list[PhotoView]) -> np.ndarray:
+        """P(female) of frames cut by :meth:`crop`."""
+        return self.session.run(None, {"embedding": self.stage.embed(views)})[0].reshape(-1)
 
     def fuse(self, p_face: np.ndarray, p_frame: np.ndarray, face_threshold: float) -> np.ndarray:
         """Face and frame P(female) fused: the mean of their log-odds from their own thresholds, read back on

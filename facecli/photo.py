@@ -160,12 +160,44 @@ FACE_SURE = 0.98  # probes whose best face score reaches this (and whose face is
 
 
 @dataclass
-class ProbePhoto:
-    """What photo evidence needs of one probe image: the photo matcher's input crop and the thumbnail."""
+class PhotoView:
+    """What photo evidence needs of one decoded image (:meth:`PhotoStage.view`): the photo matcher's input
+    (``crop``), the plain thumbnail (``thumb``: the image as a gallery photo, a candidate) and the probe
+    thumbnail with its usable mask (``probe``, ``usable``: the image as a probe); a part not asked for is None."""
 
-    crop: np.ndarray  # (S, S, 3) BGR uint8, the photo matcher's view
-    thumb: np.ndarray
-    usable: np.ndarray
+    crop: np.ndarray
+    thumb: np.ndarray | None = None
+    probe: np.ndarray | None = None
+    usable: np.ndarray | None = None
+
+
+class PhotoStage:
+    """The photo matcher as a second stage on the face pipeline, the one place its view of an image is cut:
+    :meth:`view` runs on each decoded image (the pipeline's ``extra`` hook, before restoration, whole frame:
+    detection and restoration off) and :meth:`embed` runs the matcher on views in model batches. ``plain``
+    and ``probe`` say which thumbnails a caller needs (gallery photos need the plain one, probes the other).
+    """
+
+    def __init__(self, model: Any, *, plain: bool = True, probe: bool = True) -> None:
+        self.model, self.plain, self.probe = model, plain, probe
+        self.spec = model.preprocessing.replace(detect="none", restore="none")
+
+    def view(self, bgr: np.ndarray) -> PhotoView:
+        from facecli.face.preprocess import crop_face
+
+        probe, usable = probe_thumbnail(bgr) if self.probe else (None, None)
+        return PhotoView(crop_face(bgr, self.spec), thumbnail(bgr) if self.plain else None, probe, usable)
+
+    def embed(self, views: Sequence[PhotoView], batch: int = 64) -> np.ndarray:
+        """The matcher's unit vectors of ``views`` (N, D), run in batches of ``batch`` (a whole part at once grew
+        ONNX Runtime's arena by GBs)."""
+        from facecli.face.preprocess import to_tensor
+
+        dim = int(self.model.card.embedding_dim or 512)
+        if not len(views):
+            return np.zeros((0, dim), np.float32)
+        return np.concatenate([self.model.run(to_tensor(np.stack([v.crop for v in views[b:b + batch]]), self.spec))
+                               for b in range(0, len(views), batch)]).astype(np.float32)
 
 
 class PhotoEvidence:
@@ -179,19 +211,12 @@ class PhotoEvidence:
     """
 
     def __init__(self, model: Any, photos: Any, face_scores: Any, gallery: Any) -> None:
-        self.model, self.photos, self.face_scores, self.gallery = model, photos, face_scores, gallery
-        self.spec = model.preprocessing.replace(detect="none", restore="none")
-
-    def inputs(self, bgr: np.ndarray) -> ProbePhoto:
-        from facecli.face.preprocess import crop_face
-
-        thumb, usable = probe_thumbnail(bgr)
-        return ProbePhoto(crop_face(bgr, self.spec), thumb, usable)
+        self.photos, self.face_scores, self.gallery = photos, face_scores, gallery
+        self.stage = PhotoStage(model, plain=False)
+        self.inputs = self.stage.view
 
     def votes(self, crops: list[Any], outputs: np.ndarray) -> dict[int, PhotoVote]:
         """Photo votes (input index -> vote) of the chunk's probes that need one and whose evidence fires."""
-        from facecli.face.preprocess import to_tensor
-
         firsts = [(c, v) for c, v in zip(crops, outputs, strict=True) if c.extra is not None]
         if not firsts:
             return {}
@@ -204,12 +229,12 @@ class PhotoEvidence:
         gone = [c for c, _ in need if c.index not in leads]
         by_photo = {}
         if gone:
-            vectors = self.model.run(to_tensor(np.stack([c.extra.crop for c in gone]), self.spec))
+            vectors = self.stage.embed([c.extra for c in gone])
             rows = candidates_by_photo(self.photos, vectors, [True] * len(gone))
             by_photo = {c.index: r for c, r in zip(gone, rows, strict=True)}
         cands = [by_photo[c.index] if c.index in by_photo else
-                 candidates_by_face(self.photos, n, c.extra.thumb, c.extra.usable) for c, n in need]
-        found = vote(self.photos, cands, [c.extra.thumb for c, _ in need], [c.extra.usable for c, _ in need])
+                 candidates_by_face(self.photos, n, c.extra.probe, c.extra.usable) for c, n in need]
+        found = vote(self.photos, cands, [c.extra.probe for c, _ in need], [c.extra.usable for c, _ in need])
         return {c.index: v for (c, _), v in zip(need, found, strict=True) if v is not None}
 
 

@@ -18,11 +18,10 @@ import pandas as pd
 from facecli.batch import Streamed
 from facecli.decision import Decision
 from facecli.errors import FacecliError
-from facecli.face.preprocess import crop_face, to_tensor
 from facecli.gallery import Gallery, PhotoSet, build_templates
 from facecli.gallery_store import LOCK_TIMEOUT
 from facecli.options import RunOptions
-from facecli.photo import PhotoEvidence, thumbnail
+from facecli.photo import PhotoEvidence, PhotoStage, thumbnail
 from facecli.pipeline import Crop, Extra, ImageInput, run_model
 from facecli.protocols import Evidence, MatchResult, match_embeddings
 from facecli.runtime import OnnxModel
@@ -158,25 +157,21 @@ def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_d
 
 class PhotoCollector:
     """The photo evidence of gallery images, gathered while their faces are embedded (each image decoded once):
-    ``inputs`` (the pipeline's ``extra`` hook) cuts the photo matcher's view and the thumbnail of each decoded
-    image, ``chunk`` (its ``on_chunk``) runs the photo matcher on a chunk's views. The same vectors and
-    thumbnails as :func:`photo_set`'s own pass."""
+    ``inputs`` (the pipeline's ``extra`` hook) is the photo stage's view of each decoded image, ``chunk`` (its
+    ``on_chunk``) runs the photo matcher on a chunk's views. The same vectors and thumbnails as
+    :func:`photo_set`'s own pass."""
 
     def __init__(self, photo_model: OnnxModel) -> None:
         self.model = photo_model
-        self.spec = photo_model.preprocessing.replace(detect="none", restore="none")
+        self.stage = PhotoStage(photo_model, probe=False)
+        self.inputs = self.stage.view
         self.vectors: dict[int, np.ndarray] = {}
         self.thumbs: dict[int, np.ndarray] = {}
 
-    def inputs(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return crop_face(bgr, self.spec), thumbnail(bgr)
-
     def chunk(self, crops: list[Crop], _: np.ndarray) -> None:
         firsts = [c for c in crops if c.extra is not None]
-        if firsts:
-            vec = self.model.run(to_tensor(np.stack([c.extra[0] for c in firsts]), self.spec))
-            for c, v in zip(firsts, vec, strict=True):
-                self.vectors[c.index], self.thumbs[c.index] = v, c.extra[1]
+        for c, v in zip(firsts, self.stage.embed([c.extra for c in firsts]), strict=True):
+            self.vectors[c.index], self.thumbs[c.index] = v, c.extra.thumb
 
     def photo_set(self, items: Sequence[IdentityImage], ok: Sequence[int]) -> PhotoSet:
         """The photo set of ``items[i]`` for the indices ``ok`` (read ones), in that order."""
