@@ -59,6 +59,36 @@ class Output:
         check_int("part_size", self.part_size, 1, 1_000_000)
 
 
+class TableRun:
+    """What a table verb (classify, match, cluster) returns besides its own figures: ``table``, one row per
+    face or probe (None for a run streamed into a file), and ``streamed``, what such a run wrote. Subclasses
+    (dataclasses) declare both fields; this gives them :attr:`all_failed` and :meth:`write`."""
+
+    table: pd.DataFrame | None
+    streamed: Streamed | None
+
+    @property
+    def all_failed(self) -> bool:
+        """True when there was input and every one of it failed (the CLI then exits with status 1)."""
+        from facecli.summary import all_failed
+
+        return self.streamed.all_failed if self.streamed is not None else all_failed(self.table)
+
+    def write(self, out: str | os.PathLike[str], raw: bool = False) -> Path:
+        """Write the table to ``out`` (.csv, .parquet or .jsonl) atomically, checked first (never over a folder
+        or an image); CSV text cells that would start a spreadsheet formula get a leading ``'`` unless ``raw``
+        (:mod:`facecli.outputs`). FacecliError for a streamed run (its rows are already in its file)."""
+        from facecli.atomic import check_output_file
+
+        out = Path(out)
+        if self.table is None:
+            where = self.streamed.out if self.streamed is not None else "a file"
+            raise FacecliError(f"this run was streamed into {where}; read it with facecli.read_results")
+        check_output_file(out)
+        write_table(out, self.table, raw=raw)
+        return out
+
+
 def run_job(job: Any, sources: Sequence[str | os.PathLike[str]], output: Output, info: dict[str, Any],
             options: RunOptions, parts_as: Parts | None = None) -> Streamed:
     """Run ``job`` (a picklable callable: chunk of inputs -> rows and summary rows) over path ``sources``,

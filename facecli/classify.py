@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facecli.batch import Streamed
-from facecli.errors import FacecliError
+from facecli.batch import Streamed, TableRun
 from facecli.frame_gender import FUSED, FrameGender
 from facecli.options import RunOptions
 from facecli.pipeline import BatchResult, ImageInput, run_model
@@ -23,7 +22,7 @@ CLASSIFY_COLUMNS = ["path", "face", "label", "p_female", "evidence", "face_statu
 
 
 @dataclass
-class ClassifyRun:
+class ClassifyRun(TableRun):
     """The outcome of :func:`facecli.classify_images`: one ``table`` row per face (see :data:`CLASSIFY_COLUMNS`),
     the number of input ``images``, and the threshold on P(female) with where it came from."""
 
@@ -43,26 +42,9 @@ class ClassifyRun:
             return streamed_rows(self.streamed)
         return classify_rows(self.table, self.images, self.labels)
 
-    @property
-    def all_failed(self) -> bool:
-        """True when there was input and every one of it failed (the CLI then exits with status 1)."""
-        from facecli.summary import all_failed
-
-        return self.streamed.all_failed if self.streamed is not None else all_failed(self.table)
-
     def save(self, out: str | os.PathLike, raw: bool = False) -> Path:
-        """Write the table to ``out`` (.csv, .parquet or .jsonl), atomically (checked first: never over a folder
-        or an image). CSV text cells that would start a spreadsheet formula get a leading ``'`` unless ``raw``
-        (:mod:`facecli.outputs`)."""
-        from facecli.atomic import check_output_file
-        from facecli.outputs import write_table
-
-        out = Path(out)
-        if self.table is None:
-            raise FacecliError(f"this run was streamed into {self.streamed.out}; read it with facecli.read_results")
-        check_output_file(out)
-        write_table(out, self.table, raw=raw)
-        return out
+        """Write the table to ``out`` (:meth:`facecli.batch.TableRun.write`)."""
+        return self.write(out, raw)
 
 
 def gender_outputs(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions, threshold: float,

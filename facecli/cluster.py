@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facecli.batch import Streamed
+from facecli.batch import Streamed, TableRun
 from facecli.clustering import Clusters, average_linkage
 from facecli.errors import FacecliError
 from facecli.inputs import Named
@@ -234,7 +234,7 @@ def _gallery_names(number: np.ndarray, vectors: np.ndarray, how: Grouping) -> di
 
 
 @dataclass
-class ClusterRun:
+class ClusterRun(TableRun):
     """The outcome of :func:`facecli.cluster_faces`: one ``table`` row per face (see :data:`CLUSTER_COLUMNS`),
     the number of input ``images``, the linkage decision, and for a streamed run what it wrote."""
 
@@ -251,22 +251,9 @@ class ClusterRun:
 
         return cluster_rows(self.table, self.images, self.decision.rows())
 
-    @property
-    def all_failed(self) -> bool:
-        from facecli.summary import all_failed
-
-        return all_failed(self.table)
-
     def save(self, out: str | os.PathLike, raw: bool = False) -> Path:
-        """Write the table to ``out`` (.csv, .parquet or .jsonl) atomically; CSV cells that would start a formula
-        get a leading ``'`` unless ``raw``."""
-        from facecli.atomic import check_output_file
-        from facecli.outputs import write_table
-
-        out = Path(out)
-        check_output_file(out)
-        write_table(out, self.table, raw=raw)
-        return out
+        """Write the table to ``out`` (:meth:`facecli.batch.TableRun.write`)."""
+        return self.write(out, raw)
 
 
 @dataclass

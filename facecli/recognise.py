@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facecli.batch import Streamed
+from facecli.batch import Streamed, TableRun
 from facecli.decision import Decision
 from facecli.errors import FacecliError
 from facecli.gallery import Gallery, PhotoSet, build_templates
@@ -280,7 +280,7 @@ STRANGER_WARNING = 0.2  # warn when a threshold lets at least this share of stra
 
 
 @dataclass
-class MatchRun:
+class MatchRun(TableRun):
     """The outcome of :func:`facecli.match_probes`: one table row per probe, the scored ``result`` when the
     ground truth is known (else None), and the ``decision``: the threshold used, where it came from and what
     it means for this gallery (:class:`facecli.decision.Decision`)."""
@@ -312,13 +312,6 @@ class MatchRun:
         return match_rows(self.table, self.decision.rows(), self.gallery_evidence)
 
     @property
-    def all_failed(self) -> bool:
-        """True when there was input and every one of it failed (the CLI then exits with status 1)."""
-        from facecli.summary import all_failed
-
-        return self.streamed.all_failed if self.streamed is not None else all_failed(self.table)
-
-    @property
     def warnings(self) -> list[str]:
         """One-line warnings about this run: a threshold that lets most strangers in, a face-only gallery."""
         out = []
@@ -339,16 +332,10 @@ class MatchRun:
         report folder never mixes runs: plots of an older run are removed when ``plots`` is off. Returns
         the report folder, or None without ground truth. Text cells that would start a spreadsheet formula
         get a leading ``'`` unless ``raw`` (:mod:`facecli.outputs`)."""
-        from facecli.atomic import check_output_file
-        from facecli.outputs import write_table
         from facecli.report import write_identity_report
         from facecli.summary import open_set_note
 
-        out = Path(out)
-        if self.table is None:
-            raise FacecliError(f"this run was streamed into {self.streamed.out}; read it with facecli.read_results")
-        check_output_file(out)
-        write_table(out, self.table, raw=raw)
+        out = self.write(out, raw)
         if self.result is None:
             return None
         rdir = Path(report) if report is not None else out.with_name(out.stem + "_report")
