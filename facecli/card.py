@@ -116,6 +116,8 @@ class ModelCard:
         thresholds from it (:func:`facecli.decision.decide`). None: the card's ``threshold`` applies.
     quantized: for an int8 copy (``facecli export int8``): its format, the source model's sha256 and the
         calibration data, in words; empty for a float model.
+    reads: for a head on another model's embedding (the whole-frame gender head), that model's sha256: the
+        head's input is its embedding, not an image, and ``preprocessing`` is that model's; empty otherwise.
     """
 
     task: str
@@ -132,6 +134,7 @@ class ModelCard:
     embeds_like: tuple[str, ...] = ()
     false_match: FalseMatchCurve | None = None
     quantized: dict[str, str] = field(default_factory=dict)
+    reads: str = ""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -168,6 +171,8 @@ class ModelCard:
         }
         if self.quantized:
             d["quantized"] = dict(self.quantized)
+        if self.reads:
+            d["reads"] = self.reads
         if self.task == "gender":
             d["labels"] = list(self.labels)
         else:
@@ -217,7 +222,8 @@ class ModelCard:
                    stranger_curve=tuple((float(a), float(b)) for a, b in d.get("stranger_curve") or ()),
                    embeds_like=tuple(str(x) for x in d.get("embeds_like") or ()),
                    false_match=FalseMatchCurve.from_dict(d.get("false_match")),
-                   quantized={str(k): str(v) for k, v in (d.get("quantized") or {}).items()})
+                   quantized={str(k): str(v) for k, v in (d.get("quantized") or {}).items()},
+                   reads=str(d.get("reads") or ""))
 
 
 def resolve_threshold(card: ModelCard, override: float | None = None, stored: float | None = None,

@@ -13,17 +13,17 @@ alone) to 0.928 (fused); ROC AUC 0.883 / 0.903 / 0.933.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facecli.errors import FacecliError
+from facecli.options import RunOptions
 from facecli.photo import PhotoStage, PhotoView
+from facecli.runtime import load_model
 
 HEAD_FILE = "gender_frame_head.onnx"
-HEAD_METADATA_KEY = "facecli_frame_head"
 FUSED = "face+frame"  # the classify row's ``evidence`` where the frame was fused in
 
 
@@ -33,20 +33,19 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 class FrameGender:
-    """P(female) of whole frames: the photo matcher's embedding under a linear head."""
+    """P(female) of whole frames: the photo matcher's embedding under a linear head. The head is a facecli model
+    (its card a gender card that ``reads`` the photo matcher's embedding), loaded by
+    :func:`facecli.runtime.load_model` like the others, so ``--device`` and ``--threads`` reach it."""
 
-    def __init__(self, head_path: Path, embedder: Any) -> None:
-        import onnxruntime as ort
-
-        try:
-            self.session = ort.InferenceSession(str(head_path), providers=["CPUExecutionProvider"])
-            self.meta = json.loads(self.session.get_modelmeta().custom_metadata_map[HEAD_METADATA_KEY])
-            self.threshold = float(self.meta["threshold"])
-        except Exception as exc:  # a damaged or foreign file
-            raise FacecliError(f"{head_path} is not a facecli frame gender head ({type(exc).__name__})") from None
-        trained_on = self.meta.get("embedder_sha256")
+    def __init__(self, head_path: Path, embedder: Any, run: RunOptions | None = None) -> None:
+        run = run or RunOptions()
+        self.head = load_model(head_path, "gender", run.device, run.threads)
+        trained_on = self.head.card.reads
+        if not trained_on:
+            raise FacecliError(f"{head_path} is not a frame gender head (its card reads no embedder)")
         if trained_on != embedder.sha256 and trained_on not in embedder.card.embeds_like:  # or its int8 copy
             raise FacecliError(f"{head_path} was trained on another embedder than {embedder.path}")
+        self.threshold = self.head.card.default_threshold
         self.embedder = embedder
         self.stage = PhotoStage(embedder, plain=False, probe=False)  # the photo matcher's view of the frame
 
@@ -56,7 +55,7 @@ class FrameGender:
 
     def p_female(self, views: list[PhotoView]) -> np.ndarray:
         """P(female) of frames cut by :meth:`crop`."""
-        return self.session.run(None, {"embedding": self.stage.embed(views)})[0].reshape(-1)
+        return np.asarray(self.head.run(self.stage.embed(views)), np.float32).reshape(-1)
 
     def fuse(self, p_face: np.ndarray, p_frame: np.ndarray, face_threshold: float) -> np.ndarray:
         """Face and frame P(female) fused: the mean of their log-odds from their own thresholds, read back on

@@ -73,4 +73,4 @@ def frame_gender(options: RunOptions | None = None) -> Any:
     head, embedder = models_dir() / HEAD_FILE, shipped_model_path(PHOTO_MODEL_FILE, run.device)
     if not (head.is_file() and embedder.is_file()):
         return None
-    return FrameGender(head, resolve_model(embedder, "identity", run))
+    return FrameGender(head, resolve_model(embedder, "identity", run), run)

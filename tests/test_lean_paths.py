@@ -170,3 +170,23 @@ def gallery_for_formats(tmp_path):
     for name in ("astronaut", "coffee"):
         write(root / name / f"{name}.jpg", bgr(name))
     return facecli.build_gallery(root, out=tmp_path / "g").gallery
+
+
+def test_the_frame_head_is_a_facecli_model_that_reads_the_photo_matchers_embedding(tmp_path):
+    from facecli.errors import FacecliError
+    from facecli.frame_gender import HEAD_FILE, FrameGender
+    from facecli.resolve import frame_gender
+
+    head = runtime.load_model(runtime.models_dir() / HEAD_FILE, "gender", device="cpu")
+    matcher = runtime.models_dir() / "identity_facecom.onnx"
+    assert head.card.reads == runtime.file_sha256(matcher) and head.card.task == "gender"
+    fg = frame_gender(facecli.RunOptions(device="cpu", threads=1))
+    assert fg.head.card.reads == head.card.reads and fg.embedder.path.name == "identity_facecom-int8.onnx"
+    p = fg.p_female([fg.crop(bgr("astronaut"))])
+    assert p.shape == (1,) and 0.0 <= float(p[0]) <= 1.0
+    gender = runtime.load_model(None, "gender", device="cpu")  # a gender model that reads no embedder
+    with pytest.raises(FacecliError, match="reads no embedder"):
+        FrameGender(gender.path, fg.embedder)
+    other = runtime.load_model(runtime.models_dir() / "identity.onnx", "identity", device="cpu")
+    with pytest.raises(FacecliError, match="another embedder"):
+        FrameGender(head.path, other)

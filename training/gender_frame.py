@@ -25,23 +25,37 @@ among them, so the held-out figures of this head may be optimistic. FACECOM's va
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 from pathlib import Path
 
 import numpy as np
 
-from facecli.frame_gender import HEAD_FILE, HEAD_METADATA_KEY
+from facecli.atomic import write_bytes
+from facecli.card import ModelCard
+from facecli.frame_gender import HEAD_FILE
 from facecli.metrics import gender_metrics, tune_threshold
 from facecli.options import RunOptions
-from facecli.runtime import load_model, models_dir
+from facecli.runtime import METADATA_KEY, OnnxModel, load_model, models_dir
+
+
+def head_card(embedder: OnnxModel, threshold: float, source: str, metrics: dict) -> ModelCard:
+    """The frame head's model card: a gender model whose input is ``embedder``'s embedding (``reads``), read
+    through :func:`facecli.load_model` like any other."""
+    return ModelCard(task="gender", backbone=f"logistic regression on {embedder.path.name}'s embedding",
+                     preprocessing=embedder.preprocessing, threshold=float(threshold), threshold_source=source,
+                     embedding_dim=None, metrics=metrics, reads=embedder.sha256,
+                     created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
 
 def logit(p: float) -> float:
     return float(np.log(p / (1.0 - p)))
 
 
-def head_model(weight: np.ndarray, bias: float, meta: dict) -> bytes:
-    """A linear head and a sigmoid as an ONNX graph: input ``embedding`` (N, D), output ``p_female`` (N,)."""
+def head_model(weight: np.ndarray, bias: float, card: ModelCard) -> bytes:
+    """A linear head and a sigmoid as an ONNX graph: input ``embedding`` (N, D), output ``p_female`` (N,), with
+    its model card (a gender card that ``reads`` the embedder's embedding) in the metadata, as every facecli
+    model has it."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -57,7 +71,7 @@ def head_model(weight: np.ndarray, bias: float, meta: dict) -> bytes:
          numpy_helper.from_array(np.array([-1], np.int64), "shape")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = HEAD_METADATA_KEY, json.dumps(meta)
+    entry.key, entry.value = METADATA_KEY, json.dumps(card.to_dict())
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
@@ -103,17 +117,12 @@ def main() -> None:
     m_all = gender_metrics(y_va, p_shift, target)
     flat = {f"val_sunny_{k}": v for k, v in m_sunny.items() if not isinstance(v, dict | list)}
     flat.update({f"val_all_kinds_{k}": v for k, v in m_all.items() if not isinstance(v, dict | list)})
-    meta = {"task": "gender", "labels": ["male", "female"], "embedder": args.embedder.name,
-            "embedder_sha256": embedder.sha256, "threshold": target,
-            "threshold_source": (f"maximum balanced accuracy on the held-out people's sun-glared copies ({thr:.4f}), "
-                                 "the head's bias shifted so that it falls on the face gender model's threshold"),
-            "recipe": f"balanced logistic regression, C {args.c}, sunny weight {args.sunny_weight}",
-            "split": f"{args.val_fraction:.0%} of people held out (grouped, seed {args.seed}); {n_people} people",
-            "metrics": flat}
-    data = head_model(clf.coef_[0], float(clf.intercept_[0]) + shift, meta)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(args.out)
+    flat.update(recipe=f"balanced logistic regression, C {args.c}, sunny weight {args.sunny_weight}",
+                split=f"{args.val_fraction:.0%} of people held out (grouped, seed {args.seed}); {n_people} people")
+    card = head_card(embedder, target, f"maximum balanced accuracy on the held-out people's sun-glared copies "
+                                       f"({thr:.4f}), the head's bias shifted so that it falls on the face gender "
+                                       "model's threshold", flat)
+    write_bytes(args.out, head_model(clf.coef_[0], float(clf.intercept_[0]) + shift, card))
     print(f"{len(y_tr)} train / {len(y_va)} held-out images; held-out sunny (N={int(s_va.sum())}): accuracy "
           f"{m_sunny['accuracy']:.4f}, female recall {m_sunny['recall']:.4f}, balanced accuracy "
           f"{m_sunny['balanced_accuracy']:.4f}, AUC {m_sunny['roc_auc']:.4f}; all kinds accuracy "
