@@ -31,16 +31,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from facecli.training.recipe import recipe_main
 
 from facecli.calibration import fit_curve
 from facecli.card import ModelCard, ScoreScale
 from facecli.protocols import FACE_GONE_WEIGHT
 from facecli.runtime import METADATA_KEY, load_model
 from facecli.scan import resolve_identity_root, scan_identity_folder
-from facecli.splits import holdout_parser, split_by_identity
+from facecli.splits import split_by_identity
 
 CURVE_AT = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
 STRICT_SCORE, STRICT_FMR = 0.8, 1e-5  # --threshold 0.8: 1% of strangers for a gallery of 1,000 photos
@@ -87,14 +89,26 @@ def impostor_scores(v: np.ndarray, ident: np.ndarray, others: np.ndarray, other_
     return np.concatenate(out)
 
 
-def main() -> None:
-    ap = holdout_parser(__doc__)
-    ap.add_argument("--model", type=Path, default=Path("models/identity.onnx"), help="identity model to update")
-    ap.add_argument("--fpir", type=float, default=0.01, help="share of strangers the fallback threshold may accept")
-    ap.add_argument("--flip", action="store_true", help="record flip-averaged embeddings in the card first")
-    ap.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
-    args = ap.parse_args()
+@dataclass
+class CalibrateOptions:
+    """What :func:`calibrate` takes (``python -m facecli.training.calibrate_scores --help``)."""
 
+    data: Path = field(metadata={"help": "FACECOM folder holding Task_A/ and Task_B/"})
+    model: Path = field(default=Path("models/identity.onnx"), metadata={"help": "identity model to update"})
+    fraction: float = field(default=0.2, metadata={"help": "share of people held out"})
+    seed: int = field(default=0, metadata={"help": "split seed"})
+    fpir: float = field(default=0.01, metadata={"help": "share of strangers the fallback threshold may accept"})
+    flip: bool = field(default=False, metadata={"help": "record flip-averaged embeddings in the card first"})
+    dry_run: bool = field(default=False, metadata={"help": "print the fit, write nothing"})
+
+
+def main() -> None:
+    recipe_main(CalibrateOptions, calibrate, __doc__)
+
+
+def calibrate(args: CalibrateOptions) -> None:
+    """Fit the score scale, the false-match curve and the fallback threshold of ``args.model`` on held-out
+    people and write them into its card (see the module docstring)."""
     from facecli.options import RunOptions
     from facecli.recognise import embed_images
 

@@ -24,12 +24,13 @@ among them, so the held-out figures of this head may be optimistic. FACECOM's va
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from facecli.training.recipe import recipe_main
 
 from facecli.atomic import write_bytes
 from facecli.card import ModelCard
@@ -76,23 +77,31 @@ def head_model(weight: np.ndarray, bias: float, card: ModelCard) -> bytes:
     return proto.SerializeToString()
 
 
+@dataclass
+class GenderFrameOptions:
+    """What :func:`fit_frame_head` takes (``python -m facecli.training.gender_frame --help``)."""
+
+    data: Path = field(metadata={"help": "FACECOM folder holding Task_A/ and Task_B/"})
+    out: Path = field(default=Path("models") / HEAD_FILE, metadata={"help": "the head's ONNX file to write"})
+    embedder: Path = field(default=models_dir() / "identity_facecom.onnx", metadata={"help": "the photo matcher"})
+    gender_model: Path = field(default=models_dir() / "gender.onnx", metadata={
+        "help": "the face gender model whose threshold the frame head is aligned to"})
+    c: float = field(default=1.0, metadata={"help": "inverse L2 strength of the logistic regression"})
+    sunny_weight: float = 3.0
+    seed: int = 0
+    val_fraction: float = 0.2
+
+
 def main() -> None:
+    recipe_main(GenderFrameOptions, fit_frame_head, __doc__)
+
+
+def fit_frame_head(args: GenderFrameOptions) -> None:
+    """Fit the whole-frame gender head and write it with its card (see the module docstring)."""
     from facecli.training.gender_head import GenderHeadOptions, head_split
     from sklearn.linear_model import LogisticRegression
 
     from facecli.recognise import embed_images
-
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data", type=Path, help="FACECOM folder holding Task_A/ and Task_B/")
-    ap.add_argument("--out", type=Path, default=Path("models") / HEAD_FILE)
-    ap.add_argument("--embedder", type=Path, default=models_dir() / "identity_facecom.onnx")
-    ap.add_argument("--gender-model", type=Path, default=models_dir() / "gender.onnx",
-                    help="the face gender model whose threshold the frame head is aligned to")
-    ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
-    ap.add_argument("--sunny-weight", type=float, default=3.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val-fraction", type=float, default=0.2)
-    args = ap.parse_args()
 
     opt = GenderHeadOptions(data=args.data, backbone_weights="-", seed=args.seed, val_fraction=args.val_fraction)
     tr_p, tr_y, va_p, va_y, _, n_people = head_split(opt)
