@@ -76,7 +76,7 @@ def classify_images(model: OnnxModel, paths: Sequence[ImageInput], root: Path | 
     is neither male nor female); ``box`` is "x y w h" and ``landmarks`` the five points "x1 y1 ... x5 y5" in
     image pixels; ``evidence`` is "face", or "face+frame" where the glare washed the face out and ``frame``
     (the whole frame's gender evidence) was fused in; ``restored`` says what restoration did to the image
-    (none, denoise, derain; off with ``restore="none"``). Unreadable files get a row with an ``error`` and
+    (untouched, denoise, derain; off with ``restore="none"``). Unreadable files get a row with an ``error`` and
     empty prediction. ``path`` is relative to ``root`` when given (or ``names[i]`` when given). Rows keep the
     input order.
     """

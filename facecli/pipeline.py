@@ -40,7 +40,7 @@ class Crop:
     pixels: np.ndarray  # (size, size, 3) BGR uint8
     tensor: np.ndarray | None = None  # (3, size, size) float32 model input, set by iter_prepared
     landmarks: np.ndarray | None = None  # (5, 2) x, y in source pixels when a face was found
-    restored: str = ""  # what restoration did to the source image (facecli.restore: none, denoise, derain, off)
+    restored: str = ""  # what restoration did to the source image (facecli.restore: untouched, denoise, derain, off)
     extra: Any = None  # first crop of an image only: what run_model's ``extra`` made of the decoded image
 
     @property

@@ -28,7 +28,7 @@ import numpy as np
 
 # restored column values
 RESTORE_OFF = "off"  # --restore none: not assessed
-UNTOUCHED = "none"  # assessed, nothing to restore
+UNTOUCHED = "untouched"  # assessed, nothing to restore (not "none": that is the --restore value that turns it off)
 DENOISED = "denoise"  # impulse noise removed
 DERAINED = "derain"  # rain streaks removed
 RESTORE_MODES = ("auto", "none")
@@ -115,7 +115,7 @@ def derain(bgr: np.ndarray) -> np.ndarray:
 
 
 def restore(bgr: np.ndarray, mode: str = "auto") -> tuple[np.ndarray, str]:
-    """The restored image and what was done (the ``restored`` column): "denoise", "derain", "none"
+    """The restored image and what was done (the ``restored`` column): "denoise", "derain", "untouched"
     (nothing needed: the same array is returned) or "off" (``mode`` "none": not even assessed)."""
     if mode == "none":
         return bgr, RESTORE_OFF

@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from facecli.restore import RESTORE_OFF, UNTOUCHED
+
 Rows = list[tuple[str, Any]]
 
 
@@ -49,7 +51,7 @@ def classify_rows(df: pd.DataFrame, n_images: int, labels: tuple[str, ...] = ("m
 def restored_rows(ok: pd.DataFrame) -> Rows:
     """How many rows' images were denoised or derained."""
     counts = ok["restored"].value_counts() if "restored" in ok else pd.Series(dtype=int)
-    return [(f"restored: {k}", int(n)) for k, n in counts.items() if k not in ("none", "off", "")]
+    return [(f"restored: {k}", int(n)) for k, n in counts.items() if k not in (UNTOUCHED, RESTORE_OFF, "")]
 
 
 def match_rows(table: pd.DataFrame, decision: Rows, gallery_evidence: str = "face") -> Rows:

@@ -45,7 +45,7 @@ pick = usable[rng.integers(0, len(usable), n)]
 x = src[pick] + 0.007 * rng.standard_normal((n, src.shape[1]), dtype=np.float32)
 x /= np.linalg.norm(x, axis=1, keepdims=True)
 table = pd.DataFrame({"path": [f"{i}.jpg" for i in range(n)], "face": np.zeros(n, int), "face_status": "detected",
-                      "restored": "none", "box": "", "error": ""})
+                      "restored": "untouched", "box": "", "error": ""})
 t = time.perf_counter()
 out = group(table, x, None, Grouping(Decision(0.0, "given"), cos))
 dt = time.perf_counter() - t

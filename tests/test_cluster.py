@@ -92,7 +92,7 @@ def test_bcubed_and_pairwise_by_hand():
 def face_table(y: np.ndarray, status: list[str] | None = None) -> pd.DataFrame:
     n = len(y)
     return pd.DataFrame({"path": [f"p{i}.jpg" for i in range(n)], "face": [0] * n,
-                         "face_status": status or ["detected"] * n, "restored": ["none"] * n,
+                         "face_status": status or ["detected"] * n, "restored": ["untouched"] * n,
                          "box": ["1 2 3 4"] * n, "error": [""] * n})
 
 

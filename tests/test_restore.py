@@ -88,7 +88,7 @@ def test_classify_rows_say_what_was_restored(cli, tmp_path):
     r = cli("classify", folder, "--out", tmp_path / "auto.csv")
     assert r.code == 0, r.err
     rows = pd.read_csv(tmp_path / "auto.csv", keep_default_na=False).groupby("path")["restored"].first().to_dict()
-    assert rows == {"clean.png": "none", "noisy.png": "denoise", "rainy.png": "derain"}
+    assert rows == {"clean.png": "untouched", "noisy.png": "denoise", "rainy.png": "derain"}
     r = cli("classify", folder, "--out", tmp_path / "none.csv", "--restore", "none")
     assert r.code == 0, r.err
     assert set(pd.read_csv(tmp_path / "none.csv")["restored"]) == {"off"}
