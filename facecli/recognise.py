@@ -312,6 +312,13 @@ class MatchRun(TableRun):
         return match_rows(self.table, self.decision.rows(), self.gallery_evidence)
 
     @property
+    def note(self) -> str:
+        """The open-set note of a run with ground truth (what its stranger figures mean), else ""."""
+        from facecli.summary import open_set_note
+
+        return open_set_note(self.result.metrics) if self.result is not None else ""
+
+    @property
     def warnings(self) -> list[str]:
         """One-line warnings about this run: a threshold that lets most strangers in, a face-only gallery."""
         out = []
@@ -333,14 +340,12 @@ class MatchRun(TableRun):
         the report folder, or None without ground truth. Text cells that would start a spreadsheet formula
         get a leading ``'`` unless ``raw`` (:mod:`facecli.outputs`)."""
         from facecli.report import write_identity_report
-        from facecli.summary import open_set_note
 
         out = self.write(out, raw)
         if self.result is None:
             return None
         rdir = Path(report) if report is not None else out.with_name(out.stem + "_report")
-        write_identity_report(self.result, rdir, extra={**(extra or {}), "note": open_set_note(self.result.metrics)},
-                              plots=plots)
+        write_identity_report(self.result, rdir, extra={**(extra or {}), "note": self.note}, plots=plots)
         self.report_dir = rdir
         return rdir
 

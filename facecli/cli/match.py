@@ -67,7 +67,6 @@ def match_cmd(
     """Match probe images against a gallery; with ground truth, print and save the full metric report."""
     from facecli.api import load_gallery, match_probes
     from facecli.report import print_identity_report
-    from facecli.summary import open_set_note
 
     run = batch_options(run, engine, address)
     check_out(out, probe_inputs)
@@ -84,9 +83,8 @@ def match_cmd(
     shown = " ".join(map(str, probe_inputs))
     if res.result is not None:
         print_identity_report(c, res.result, f"match {shown} against {gallery}")
-        note = open_set_note(res.result.metrics)
-        if note:
-            c.print(note)
+        if res.note:
+            c.print(res.note)
         wrote(out, f" and report in {res.report_dir.resolve()}")
     else:
         wrote(out, " (no ground truth: no metrics)")
