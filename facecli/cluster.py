@@ -61,7 +61,6 @@ class ClusterJob(Job):
     _photo: Any = field(default=None, repr=False, compare=False)
 
     def load(self, model: Any = None, photo_model: Any = None) -> ClusterJob:
-
         self._model = model or _model(self.model_path, "identity", self.options)
         self._photo = (photo_model or photo_model_for(None, options=self.options)) if self.photo else None
         return self

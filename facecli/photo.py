@@ -222,20 +222,27 @@ class PhotoEvidence:
             return {}
         names, cos = self.gallery.search(np.stack([v for _, v in firsts]), FACE_IDENTITIES)
         best = self.face_scores(cos[:, 0])
-        need = [(c, n) for (c, _), b, n in zip(firsts, best, names, strict=True) if needs_photo(b, c.face_status)]
-        if not need:
-            return {}
-        leads = {c.index for (c, _), b in zip(firsts, best, strict=True) if face_leads(b, c.face_status)}
-        gone = [c for c, _ in need if c.index not in leads]
-        by_photo = {}
-        if gone:
-            vectors = self.stage.embed([c.extra for c in gone])
-            rows = candidates_by_photo(self.photos, vectors, [True] * len(gone))
-            by_photo = {c.index: r for c, r in zip(gone, rows, strict=True)}
-        cands = [by_photo[c.index] if c.index in by_photo else
-                 candidates_by_face(self.photos, n, c.extra.probe, c.extra.usable) for c, n in need]
-        found = vote(self.photos, cands, [c.extra.probe for c, _ in need], [c.extra.usable for c, _ in need])
-        return {c.index: v for (c, _), v in zip(need, found, strict=True) if v is not None}
+        views = [c.extra for c, _ in firsts]
+        need, cands = photo_candidates(self.photos, names, best, [c.face_status for c, _ in firsts], views,
+                                       lambda ks: self.stage.embed([views[k] for k in ks]))
+        found = vote(self.photos, cands, [views[k].probe for k in need], [views[k].usable for k in need])
+        return {firsts[k][0].index: v for k, v in zip(need, found, strict=True) if v is not None}
+
+
+def photo_candidates(photos: Any, names: Sequence[Sequence[str]], best: Sequence[float], statuses: Sequence[str],
+                     views: Sequence[Any], photo_vectors: Any) -> tuple[list[int], list[np.ndarray]]:
+    """Which probes photo evidence can decide (:func:`needs_photo`) and, for each, the gallery photo rows to test:
+    the photos of its face-nearest identities ``names`` where its face leads (:func:`face_leads`), else those
+    nearest its photo-matcher vector (``photo_vectors(indices)`` computes them, only for those probes; 16 where
+    the face is washed out or missing, 3 for a weak face). ``views`` hold each probe's ``probe`` thumbnail and
+    ``usable`` mask. Returns (probe indices, candidate rows), in probe order."""
+    need = [k for k in range(len(best)) if needs_photo(float(best[k]), statuses[k])]
+    gone = [k for k in need if not face_leads(float(best[k]), statuses[k])]
+    by_photo = dict(zip(gone, candidates_by_photo(photos, photo_vectors(gone),
+                                                  [statuses[k] in ("fallback", "not_found") for k in gone]),
+                        strict=True)) if gone else {}
+    return need, [by_photo[k] if k in by_photo else
+                  candidates_by_face(photos, names[k], views[k].probe, views[k].usable) for k in need]
 
 
 def face_leads(face_score: float, face_status: str) -> bool:

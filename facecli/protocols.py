@@ -286,7 +286,7 @@ def run_protocol(
     or None when the protocol has no gallery or no probe in this data.
     """
     from facecli.gallery import PhotoSet
-    from facecli.photo import FACE_IDENTITIES, candidates_by_face, candidates_by_photo, face_leads, needs_photo, vote
+    from facecli.photo import FACE_IDENTITIES, PhotoView, photo_candidates, vote
 
     gal, probes = SPLITS[protocol](items)
     gal = [i for i in gal if ok[i]]
@@ -303,14 +303,10 @@ def run_protocol(
         photos = PhotoSet([items[i].identity for i in gal], photo.vectors[gal], photo.thumbs[gal], {})
         names, cos = gallery.search(embeddings[probes], FACE_IDENTITIES)
         best = scale(cos[:, 0]) if scale is not None else cos[:, 0]
-        need = [k for k in range(len(probes)) if needs_photo(float(best[k]), status[k])]
-        gone = [k for k in need if not face_leads(float(best[k]), status[k])]
-        by_photo = dict(zip(gone, candidates_by_photo(photos, photo.vectors[[probes[k] for k in gone]],
-                                                      [True] * len(gone)), strict=True))
-        cands = [by_photo[k] if k in by_photo else candidates_by_face(
-            photos, names[k], photo.probe_thumbs[probes[k]], photo.usable[probes[k]]) for k in need]
-        idx = [probes[k] for k in need]
-        found = vote(photos, cands, list(photo.probe_thumbs[idx]), list(photo.usable[idx]))
+        views = [PhotoView(None, None, photo.probe_thumbs[i], photo.usable[i]) for i in probes]
+        need, cands = photo_candidates(photos, names, best, status, views,
+                                       lambda ks: photo.vectors[[probes[k] for k in ks]])
+        found = vote(photos, cands, [views[k].probe for k in need], [views[k].usable for k in need])
         votes = [None] * len(probes)
         for k, v in zip(need, found, strict=True):
             votes[k] = v

@@ -21,7 +21,7 @@ from facecli.errors import FacecliError
 from facecli.gallery import Gallery, PhotoSet, build_templates
 from facecli.gallery_store import LOCK_TIMEOUT
 from facecli.options import RunOptions
-from facecli.photo import PhotoEvidence, PhotoStage, thumbnail
+from facecli.photo import PhotoEvidence, PhotoStage
 from facecli.pipeline import Crop, Extra, ImageInput, run_model
 from facecli.protocols import Evidence, MatchResult, match_embeddings
 from facecli.runtime import OnnxModel
@@ -158,8 +158,7 @@ def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_d
 class PhotoCollector:
     """The photo evidence of gallery images, gathered while their faces are embedded (each image decoded once):
     ``inputs`` (the pipeline's ``extra`` hook) is the photo stage's view of each decoded image, ``chunk`` (its
-    ``on_chunk``) runs the photo matcher on a chunk's views. The same vectors and thumbnails as
-    :func:`photo_set`'s own pass."""
+    ``on_chunk``) runs the photo matcher on a chunk's views."""
 
     def __init__(self, photo_model: OnnxModel) -> None:
         self.model = photo_model
@@ -180,22 +179,6 @@ class PhotoCollector:
         vec = np.stack([self.vectors[i] for i in keep]).astype(np.float32) if keep else np.zeros((0, dim), np.float32)
         thumb = np.stack([self.thumbs[i] for i in keep]) if keep else np.zeros((0, 64, 64), np.uint8)
         return PhotoSet([items[i].identity for i in keep], vec, thumb, model_info(self.model))
-
-
-def photo_set(photo_model: OnnxModel, items: Sequence[IdentityImage], run: RunOptions) -> PhotoSet:
-    """The photo evidence of gallery images: the photo matcher's vector and the thumbnail of each photo
-    (images the matcher cannot read are left out)."""
-    photo_run = RunOptions.of(run, detect="none", restore="none", on_total=None, on_progress=None)
-    thumbs: dict[int, np.ndarray] = {}
-
-    def keep(crops: list[Crop], _: np.ndarray) -> None:
-        thumbs.update({c.index: c.extra for c in crops if c.extra is not None})
-
-    emb = embed_images(photo_model, [it.path for it in items], photo_run, extra=thumbnail, on_chunk=keep)
-    ok = [i for i in range(len(items)) if emb.ok[i] and i in thumbs]
-    vec = emb.vectors[ok] if ok else np.zeros((0, emb.vectors.shape[1]), np.float32)
-    thumb = np.stack([thumbs[i] for i in ok]) if ok else np.zeros((0, 64, 64), np.uint8)
-    return PhotoSet([items[i].identity for i in ok], vec, thumb, model_info(photo_model))
 
 
 def model_info(model: OnnxModel) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from facecli.errors import FacecliError
 from facecli.gallery import Gallery
 from facecli.options import RunOptions
 from facecli.pipeline import ImageInput
-from facecli.recognise import embed_images, match_images, model_info, photo_set
+from facecli.recognise import PhotoCollector, embed_images, match_images, model_info
 from facecli.runtime import OnnxModel
 from facecli.scan import IdentityImage, input_name
 
@@ -55,16 +55,16 @@ def verify_pair(model: OnnxModel, a: ImageInput, b: ImageInput, decision: Decisi
     """Whether ``a`` and ``b`` show the same person at ``decision``'s threshold (see the module docstring);
     FacecliError when either cannot be read."""
     quiet = RunOptions.of(run, on_total=None, on_progress=None)
-    emb = embed_images(model, [a], quiet)
+    collect = PhotoCollector(photo_model) if photo_model is not None else None
+    emb = embed_images(model, [a], quiet, extra=collect.inputs if collect else None,
+                       on_chunk=collect.chunk if collect else None)
     if not emb.ok[0]:
         raise FacecliError(f"{input_name(a, 0)}: {emb.failures[0]}")
     if emb.face_status[0] == "not_found":
         raise FacecliError(f"no face found in {input_name(a, 0)}: verify compares faces (put the photo with the "
                            "clearer face first; a second photo without a face is decided by photo evidence only)")
     scale, threshold = model.card.score_scale, decision.threshold
-    photos = None
-    if photo_model is not None:
-        photos = photo_set(photo_model, [IdentityImage(a, "A", "", "")], quiet)
+    photos = collect.photo_set([IdentityImage(a, "A", "", "")], [0]) if collect else None
     g = Gallery.create(["A"], emb.vectors[:1], {"A": 1}, model_info(model), threshold, per_image=True,
                        score_scale=None if scale is None else scale.to_dict(), photos=photos)
     table, _ = match_images(model, g, [b], threshold, quiet, top_k=1, photo_model=photo_model)

@@ -78,10 +78,6 @@ BOX_FRACTION = 0.49
 DLIB_CHIP_LANDMARKS = ((0.3061, 0.2938), (0.6711, 0.2938), (0.4886, 0.5114), (0.3318, 0.6870), (0.6454, 0.6870))
 
 
-def _model_dir() -> Path:
-    return models_dir()
-
-
 class MTCNN:
     """The three MTCNN networks as ONNX Runtime sessions (thread-safe; one intra-op thread each).
 
@@ -91,7 +87,7 @@ class MTCNN:
     def __init__(self, model_dir: Path | None = None) -> None:
         import onnxruntime as ort
 
-        folder = model_dir or _model_dir()
+        folder = model_dir or models_dir()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
