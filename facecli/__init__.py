@@ -5,7 +5,8 @@ numpy arrays alike (see :mod:`facecli.api` for the conventions):
 
 - models and images: :func:`load_model`, :func:`load_image`, :func:`detect_faces`
 - gender: :func:`classify_images`, :func:`evaluate_gender`
-- recognition: :func:`embed_images`, :func:`build_gallery`, :func:`add_to_gallery`, :func:`load_gallery`,
+- recognition: :func:`embed_images`, :func:`build_gallery`, :func:`add_to_gallery`, :func:`rebuild_gallery`,
+  :func:`load_gallery`,
   :func:`match_probes`, :func:`verify` (two photos: the same person?), :func:`calibrate_threshold`,
   :func:`evaluate_identity`
 - who is in a folder: :func:`cluster_faces` (group faces by person, no names needed), :func:`evaluate_cluster`
@@ -78,6 +79,7 @@ from facecli.api import (  # noqa: E402
     load_model,
     match_probes,
     read_results,
+    rebuild_gallery,
     verify,
 )
 from facecli.card import ModelCard, resolve_threshold  # noqa: E402
@@ -125,6 +127,7 @@ __all__ = [
     "evaluate_gender",
     "evaluate_identity",
     "load_gallery",
+    "rebuild_gallery",
     "load_image",
     "load_model",
     "match_probes",

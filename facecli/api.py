@@ -275,6 +275,27 @@ def add_to_gallery(gallery: str | os.PathLike, root: str | os.PathLike, model: M
                 photo_model=photo_model_for(g, options=opts), lock_timeout=check_lock_timeout(lock_timeout))
 
 
+def rebuild_gallery(gallery: str | os.PathLike, model: ModelArg = None, *, lock_timeout: float = LOCK_TIMEOUT,
+                    options: RunOptions | None = None, **run: Any) -> GalleryBuild:
+    """Embed the gallery folder ``gallery`` again from the photo folders it records (the one it was built from,
+    then each one added, in order), with ``model`` (default: the shipped identity model, not the one that built
+    it), keeping its mode (per photo or templates) and photo evidence, and save it there as one new version.
+
+    This is what a new model version asks for: its embeddings differ, so a gallery built with the old one is
+    refused until it is rebuilt. The gallery's threshold becomes the new model's own; one calibrated for the old
+    model does not carry over (calibrate again). FacecliError when the gallery records no folder or a recorded
+    folder is gone (then ``build_gallery(..., replace=True)``).
+    """
+    from facecli.recognise import rebuild_gallery as _rebuild
+
+    opts = RunOptions.of(options, **run)
+    check_lock_timeout(lock_timeout)
+    g = Gallery.load(gallery)
+    m = _model(model, "identity", opts)
+    return _rebuild(m, Path(gallery), opts, photo_model=photo_model_for(None, options=opts) if g.photos else None,
+                    lock_timeout=lock_timeout)
+
+
 def match_probes(probes: Images, gallery: Gallery | str | os.PathLike, model: ModelArg = None, *,
                  threshold: float | None = None, fpir: float | None = None, top_k: int = 5,
                  which: str = "distorted", layout: str = "auto",

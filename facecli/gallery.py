@@ -345,14 +345,28 @@ class Gallery:
         same model here."""
         want = self.meta.get("model", {}).get("sha256")
         if not embeds_alike(self.meta.get("model", {}), sha256, same_weights):
-            source = self.meta.get("source")
-            how = (f"'facecli gallery build {source} -g <folder> --replace'" if source
-                   else "'facecli gallery build ROOT -g <folder> --replace'")
+            how = ("'facecli gallery rebuild -g <folder>' (it re-reads the folders it was built from)"
+                   if recorded_sources(self.meta) else "'facecli gallery build ROOT -g <folder> --replace'")
             raise FacecliError(
                 f"gallery was built with another model ({self.meta.get('model', {}).get('path')}, "
                 f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...), whose embeddings differ "
                 f"(a new model version, or another model); rebuild the gallery from its photos with {how}"
             )
+
+
+def source_record(root: Path, include_distorted: bool) -> dict[str, Any]:
+    """How a gallery records a folder it was built or added from (what ``gallery rebuild`` re-reads)."""
+    return {"root": str(Path(root).resolve()), "include_distorted": bool(include_distorted)}
+
+
+def recorded_sources(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The folders a gallery was built and then added from, in order (``{"root", "include_distorted"}``);
+    a gallery written before these were recorded gives the folder it was built from, if it says."""
+    sources = meta.get("sources")
+    if isinstance(sources, list) and sources:
+        return [{"root": str(s.get("root")), "include_distorted": bool(s.get("include_distorted"))}
+                for s in sources if isinstance(s, dict) and s.get("root")]
+    return [{"root": str(meta["source"]), "include_distorted": False}] if meta.get("source") else []
 
 
 def embeds_alike(recorded: dict[str, Any], sha256: str, embeds_like: Sequence[str] = ()) -> bool:

@@ -18,7 +18,7 @@ import pandas as pd
 from facecli.batch import Streamed, TableRun
 from facecli.decision import Decision
 from facecli.errors import FacecliError
-from facecli.gallery import Gallery, PhotoSet, build_templates
+from facecli.gallery import Gallery, PhotoSet, build_templates, recorded_sources, source_record
 from facecli.gallery_store import LOCK_TIMEOUT
 from facecli.options import RunOptions
 from facecli.photo import PhotoEvidence, PhotoStage
@@ -198,6 +198,7 @@ def build_gallery(model: OnnxModel, root: Path, run: RunOptions, *, include_dist
     gallery = Gallery.create(rows, vectors, counts, model_info(model), model.card.threshold, per_image=per_image,
                              score_scale=None if scale is None else scale.to_dict(), photos=photos)
     gallery.meta["source"] = str(root)
+    gallery.meta["sources"] = [source_record(root, include_distorted)]
     return GalleryBuild(gallery, report, decision=default_decision(model, gallery))
 
 
@@ -230,10 +231,47 @@ def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, run: RunOpti
 
     def add(g: Gallery) -> tuple[int, int]:
         g.check_model(model.sha256, model.path, model.card.embeds_like)
+        g.meta["sources"] = [*recorded_sources(g.meta), source_record(root, include_distorted)]
         return g.upsert(rows, vecs, counts, photos)
 
     saved, (added, replaced) = Gallery.update(gallery_dir, add, lock_timeout)
     return GalleryBuild(saved, report, added, replaced, default_decision(model, saved))
+
+
+def rebuild_gallery(model: OnnxModel, gallery_dir: Path, run: RunOptions, *, photo_model: OnnxModel | None = None,
+                    lock_timeout: float = LOCK_TIMEOUT) -> GalleryBuild:
+    """Embed again, with ``model``, the folders the gallery in ``gallery_dir`` was built and added from (as it
+    recorded them, in order: a later folder's identities replace an earlier one's), in the gallery's own mode,
+    and save the result there as one new version. For a new model version, whose embeddings differ: the
+    gallery's threshold becomes ``model``'s own (a threshold calibrated for the old model does not carry over).
+    A gallery with photo evidence needs its ``photo_model``."""
+    current = Gallery.load(gallery_dir)
+    sources = recorded_sources(current.meta)
+    if not sources:
+        raise FacecliError(f"gallery {gallery_dir} does not record the folders it was built from: build it again "
+                           f"with 'facecli gallery build ROOT -g {gallery_dir} --replace'")
+    gone = [s["root"] for s in sources if not Path(s["root"]).is_dir()]
+    if gone:
+        raise FacecliError(f"gallery {gallery_dir} was built from {gone[0]}, which is not a folder any more: "
+                           f"build it again with 'facecli gallery build ROOT -g {gallery_dir} --replace'")
+    if current.photos is not None and photo_model is None:
+        raise FacecliError(f"gallery {gallery_dir} keeps photo evidence: its photo matcher is needed to rebuild it")
+    pm = photo_model if current.photos is not None else None
+    per_image = bool(current.meta.get("per_image"))
+    first, *rest = sources
+    built = build_gallery(model, Path(first["root"]), run, include_distorted=first["include_distorted"],
+                          per_image=per_image, photo_model=pm)
+    g, report = built.gallery, built.report
+    for s in rest:
+        rows, vecs, counts, more, photos = embed_identities(model, Path(s["root"]), run, per_image=per_image,
+                                                            include_distorted=s["include_distorted"], photo_model=pm)
+        g.upsert(rows, vecs, counts, photos)
+        report = GalleryReport(len(g.identities), report.images + more.images, {**report.failures, **more.failures},
+                               sorted({*report.skipped_identities, *more.skipped_identities}),
+                               report.without_face + more.without_face)
+    g.meta["source"], g.meta["sources"] = current.meta.get("source", first["root"]), sources
+    g.save(gallery_dir, lock_timeout)
+    return GalleryBuild(g, report, decision=default_decision(model, g))
 
 
 def probe_items(folder: Path, which: str = "distorted", layout: str = "auto") -> tuple[list[Path], list[str] | None,

@@ -153,9 +153,6 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], tas
     The check runs random inputs of batch sizes 1 and 4 through both and fails (FacecliError, nothing
     written) when the largest absolute difference exceeds ``atol``. Returns the check's figures.
     """
-    import onnx
-    import onnxruntime as ort
-
     model, cfg = build_from_run(run_dir)
     try:
         card = ModelCard.from_dict(cfg)  # the run's model card, validated before anything is exported
@@ -163,6 +160,17 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], tas
         raise FacecliError(f"{run_dir}: broken model card in config.json ({exc})") from None
     if task is not None and card.task != task:
         raise FacecliError(f"{run_dir} holds a {card.task!r} model, not a {task!r} model")
+    return export_module(model, cfg, out, opset=opset, atol=atol)
+
+
+def export_module(model: torch.nn.Module, cfg: dict[str, Any], out: str | os.PathLike[str], opset: int = 17,
+                  atol: float = 1e-4) -> dict[str, Any]:
+    """Export ``model`` (eval mode) with the model card ``cfg`` to ONNX at ``out``, checked against PyTorch as
+    :func:`export_run` says: the one export path of run folders and of released starting weights alike."""
+    import onnx
+    import onnxruntime as ort
+
+    card = ModelCard.from_dict(cfg)
     spec = card.preprocessing
     reference = InferenceWrapper(model, card.task).eval()
     wrapper = copy.deepcopy(reference)

@@ -1,4 +1,4 @@
-"""``facecli gallery build|add|info``: galleries of identity photos for ``match``."""
+"""``facecli gallery build|add|rebuild|info``: galleries of identity photos for ``match``."""
 
 from __future__ import annotations
 
@@ -85,6 +85,29 @@ def gallery_add_cmd(
         built = add_to_gallery(gallery, root, m, include_distorted=include_distorted,
                                lock_timeout=lock_timeout, options=run)
     console().print(f"added {built.added} and replaced {built.replaced} identities")
+    _report(built, gallery)
+
+
+@app.command("rebuild")
+@with_run_options
+def gallery_rebuild_cmd(
+    gallery: GalleryOpt = Path("gallery"),
+    model: ModelOpt = None,
+    lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT,
+    *,
+    run: RunOptions,
+) -> None:
+    """Embed a gallery again from the photo folders it was built and added from, with the current model: what a
+    new model version asks for (a gallery built with the old one is refused until then)."""
+    from facecli.api import load_gallery, rebuild_gallery
+
+    old = load_gallery(gallery)  # a bad gallery fails before the model loads
+    calibrated = bool(old.meta.get("threshold_calibrated"))
+    with progress(run, "embed") as run:
+        built = rebuild_gallery(gallery, model, lock_timeout=lock_timeout, options=run)
+    if calibrated:
+        console().print("note: the threshold calibrated for the old model was dropped; run 'facecli calibrate' "
+                        "again to tune one for this model")
     _report(built, gallery)
 
 
