@@ -1,5 +1,5 @@
 """Imports point down: no circle among facecli's modules (imports inside functions counted), and the layers
-hold (the CLI on top, the API verbs under it, nothing below reaching up)."""
+hold (the CLI on top, the API verbs under it, nothing below reaching up); functions stay short."""
 
 from __future__ import annotations
 
@@ -45,3 +45,17 @@ def test_the_cli_is_on_top_and_the_verbs_under_it(graph):
     up = ("facecli.api", "facecli.jobs", "facecli.cluster", "facecli.recognise", "facecli.classify", "facecli.resolve")
     reach = {(m, d) for m, deps in graph.items() if m.startswith(low) for d in deps if d.startswith(up)}
     assert not reach, reach
+
+
+def test_no_function_is_longer_than_60_lines():
+    """Small functions with one job each (issue 27's bound), in the library and the training recipes."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    long = []
+    for path in sorted([*(root / "facecli").rglob("*.py"), *(root / "training").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    assert not long, "functions over 60 lines:\n" + "\n".join(long)

@@ -40,7 +40,7 @@ from facecli.training.recipe import recipe_main
 from facecli.calibration import fit_curve
 from facecli.card import ModelCard, ScoreScale
 from facecli.protocols import FACE_GONE_WEIGHT
-from facecli.runtime import METADATA_KEY, load_model
+from facecli.runtime import METADATA_KEY, OnnxModel, load_model
 from facecli.scan import resolve_identity_root, scan_identity_folder
 from facecli.splits import split_by_identity
 
@@ -106,12 +106,44 @@ def main() -> None:
     recipe_main(CalibrateOptions, calibrate, __doc__)
 
 
-def calibrate(args: CalibrateOptions) -> None:
-    """Fit the score scale, the false-match curve and the fallback threshold of ``args.model`` on held-out
-    people and write them into its card (see the module docstring)."""
+@dataclass
+class HeldOut:
+    """The held-out people's images embedded (``vectors``, ``status``, ``ok``; ``ident``, ``stem`` and ``kind``
+    per image) and each one's best cosine (``stranger``) against the training people's clean photos (the
+    gallery: ``gallery_rows`` of them, of ``gallery_ident``)."""
+
+    vectors: np.ndarray
+    status: np.ndarray
+    ok: np.ndarray
+    ident: np.ndarray
+    stem: np.ndarray
+    kind: np.ndarray
+    stranger: np.ndarray
+    gallery_rows: list[int]
+    gallery_ident: np.ndarray
+
+
+def embed_held_out(model: OnnxModel, args: CalibrateOptions) -> HeldOut:
+    """Embed FACECOM Task B train's held-out people (the person split of ``args``) and the training people's
+    clean photos with ``model``."""
     from facecli.options import RunOptions
     from facecli.recognise import embed_images
 
+    items = scan_identity_folder(resolve_identity_root(args.data / "Task_B", "train"))
+    tr, va = split_by_identity(items, args.fraction, args.seed)
+    run = RunOptions()
+    gal = [i for i in tr if not items[i].distortion]
+    gv = embed_images(model, [items[i].path for i in gal], run).vectors
+    emb = embed_images(model, [items[i].path for i in va], run)
+    return HeldOut(emb.vectors, np.asarray(emb.face_status), emb.ok,
+                   np.array([items[i].identity for i in va]), np.array([items[i].source_stem for i in va]),
+                   np.array([items[i].distortion or "clean" for i in va]), (emb.vectors @ gv.T).max(1), gal,
+                   np.array([items[i].identity for i in gal]))
+
+
+def calibrate(args: CalibrateOptions) -> None:
+    """Fit the score scale, the false-match curve and the fallback threshold of ``args.model`` on held-out
+    people and write them into its card (see the module docstring)."""
     raw = args.model.read_bytes()
     model = load_model(args.model, "identity", "cpu")
     card = model.card
@@ -119,29 +151,19 @@ def calibrate(args: CalibrateOptions) -> None:
     if flipped_now:
         card = dataclasses.replace(card, preprocessing=card.preprocessing.replace(flip=True), embeds_like=())
         model.card = card
-    root = resolve_identity_root(args.data / "Task_B", "train")
-    items = scan_identity_folder(root)
-    tr, va = split_by_identity(items, args.fraction, args.seed)
-    run = RunOptions()
-    gal = [i for i in tr if not items[i].distortion]
-    gv = embed_images(model, [items[i].path for i in gal], run).vectors
-    gid = np.array([items[i].identity for i in gal])
-    emb = embed_images(model, [items[i].path for i in va], run)
-    v, status = emb.vectors, np.asarray(emb.face_status)
-    ident = np.array([items[i].identity for i in va])
-    stem = np.array([items[i].source_stem for i in va])
-    kind = np.array([items[i].distortion or "clean" for i in va])
-    stranger = (v @ gv.T).max(1)
+    held = embed_held_out(model, args)
+    v, status, ident, stem, kind, ok = held.vectors, held.status, held.ident, held.stem, held.kind, held.ok
+    gal, gid, stranger = held.gallery_rows, held.gallery_ident, held.stranger
     clean = kind == "clean"
     sims = v @ v[clean].T
     same = ident[:, None] == ident[clean][None, :]
     own = same & (stem[:, None] == stem[clean][None, :])
     genuine = np.where(same & ~own, sims, -2.0).max(1)
-    face = (kind != "sunny") & emb.ok
+    face = (kind != "sunny") & ok
     _, slope = fit_log_logistic(genuine[face & (genuine > -2)], stranger[face])
     # different-person pairs among held-out people only: people the model never saw, as in a user's gallery.
     # (Pairs with the training people's photos have a lighter tail: 1e-3 at cosine 0.949 against 0.955.)
-    others, other_ident = v[clean & emb.ok], ident[clean & emb.ok]
+    others, other_ident = v[clean & ok], ident[clean & ok]
     imp = impostor_scores(v[face], ident[face], others, other_ident)
     # the centre anchors the design card's strict threshold: score STRICT_SCORE is a false-match rate of
     # STRICT_FMR for one comparison, whatever the model (so --threshold 0.8 keeps meaning a strict decision)

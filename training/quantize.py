@@ -102,19 +102,34 @@ def quantize_model(src: str | os.PathLike[str], out: str | os.PathLike[str], ima
     Returns the figures: images, inputs, agreement with the source, sizes. FacecliError (nothing written) for a
     model ONNX Runtime cannot quantise or a copy that strays from its source beyond the sanity gates.
     """
-    import onnx
-    import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     src, out = Path(src), Path(out)
     model = load_model(src, task, device="cpu")
     if model.card.quantized:
         raise FacecliError(f"{src} is already quantised")
     x = calibration_inputs(model, images, workers)
-    name = model.session.get_inputs()[0].name
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    source_sha = model.sha256
+    card = dataclasses.replace(model.card, quantized={
+        "format": "QDQ: int8 weights per output channel, uint8 activations (ONNX Runtime static quantisation)",
+        "from_sha256": source_sha,
+        "calibration": calibration or f"{len(images)} images ({len(x)} model inputs)",
+    })
+    if card.task == "identity":
+        card = dataclasses.replace(card, embeds_like=tuple(dict.fromkeys((*model.card.embeds_like, source_sha))))
+    data, agree, ranges = _closest_copy(src, card, x, model.session)
+    if card.task == "identity" and agree["mean_cosine"] < min_cosine:
+        raise FacecliError(f"the int8 copy strays from {src}: mean cosine {agree['mean_cosine']:.4f} to its "
+                           f"embeddings (at least {min_cosine} wanted: --min-cosine); nothing written")
+    if card.task == "gender" and agree["mean_probability_change"] > MAX_MEAN_PROBABILITY_CHANGE:
+        raise FacecliError(f"the int8 copy strays from {src}: P(female) moves by {agree['mean_probability_change']:.4f}"
+                           f" on average (at most {MAX_MEAN_PROBABILITY_CHANGE} wanted); nothing written")
+    write_bytes(out, data)
+    return {"out": str(out), "images": len(images), "inputs": len(x), "bytes": len(data), "ranges": ranges,
+            "source_bytes": src.stat().st_size, "sha256": hashlib.sha256(data).hexdigest(), **agree}
+
+
+def _batches(name: str, x: np.ndarray) -> Any:
+    """ONNX Runtime's calibration reader over ``x`` in batches of :data:`CALIBRATION_BATCH`."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -124,15 +139,22 @@ def quantize_model(src: str | os.PathLike[str], out: str | os.PathLike[str], ima
             i = next(self.batches, None)
             return None if i is None else {name: x[i:i + CALIBRATION_BATCH]}
 
-    source_sha = model.sha256
-    card = dataclasses.replace(model.card, quantized={
-        "format": "QDQ: int8 weights per output channel, uint8 activations (ONNX Runtime static quantisation)",
-        "from_sha256": source_sha,
-        "calibration": calibration or f"{len(images)} images ({len(x)} model inputs)",
-    })
-    if card.task == "identity":
-        card = dataclasses.replace(card, embeds_like=tuple(dict.fromkeys((*model.card.embeds_like, source_sha))))
-    ref = _raw(model.session, x)
+    return Reader()
+
+
+def _closest_copy(src: Path, card: Any, x: np.ndarray, session: Any) -> tuple[bytes, dict[str, Any], str]:
+    """Quantise ``src`` once per range rule of :data:`RANGES` (the head kept float, ``card`` as its metadata) and
+    return the copy whose outputs on ``x`` follow the source's ``session`` most closely: (bytes, agreement,
+    range rule)."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    name = session.get_inputs()[0].name
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    ref = _raw(session, x)
     best: tuple[float, bytes, dict[str, Any], str] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -144,7 +166,7 @@ def quantize_model(src: str | os.PathLike[str], out: str | os.PathLike[str], ima
         for ranges, options in RANGES.items():
             q = Path(tmp) / f"q-{ranges}.onnx"
             try:
-                quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                quantize_static(str(pre), str(q), _batches(name, x), quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=CalibrationMethod.MinMax, extra_options=options,
                                 nodes_to_exclude=head)
@@ -162,13 +184,4 @@ def quantize_model(src: str | os.PathLike[str], out: str | os.PathLike[str], ima
             if best is None or loss < best[0]:
                 best = (loss, blob, agree, ranges)
     assert best is not None
-    _, data, agree, ranges = best
-    if card.task == "identity" and agree["mean_cosine"] < min_cosine:
-        raise FacecliError(f"the int8 copy strays from {src}: mean cosine {agree['mean_cosine']:.4f} to its "
-                           f"embeddings (at least {min_cosine} wanted: --min-cosine); nothing written")
-    if card.task == "gender" and agree["mean_probability_change"] > MAX_MEAN_PROBABILITY_CHANGE:
-        raise FacecliError(f"the int8 copy strays from {src}: P(female) moves by {agree['mean_probability_change']:.4f}"
-                           f" on average (at most {MAX_MEAN_PROBABILITY_CHANGE} wanted); nothing written")
-    write_bytes(out, data)
-    return {"out": str(out), "images": len(images), "inputs": len(x), "bytes": len(data), "ranges": ranges,
-            "source_bytes": src.stat().st_size, "sha256": hashlib.sha256(data).hexdigest(), **agree}
+    return best[1], best[2], best[3]

@@ -47,14 +47,7 @@ def cluster_cmd(
 
     run = common.batch_options(run, engine, address)
     common.check_out(out, inputs)
-    if report is not None:
-        from facecli.atomic import check_writable
-
-        check_writable(report, "--report")
-    if link_to is not None:
-        from facecli.cluster_links import check_link_folder
-
-        check_link_folder(link_to)
+    _check_views(report, link_to)
     if fpir is not None and gallery is None:
         raise typer.BadParameter("--fpir sets how clusters are named from a gallery; add --gallery")
     m = common.load(model, "identity", run, threshold=threshold)
@@ -64,16 +57,32 @@ def cluster_cmd(
                             out=out, resume=resume, raw=raw_csv, part_size=part_size, options=run)
     common.print_rows(f"cluster summary: {' '.join(map(str, inputs))}", res.summary_rows())
     common.wrote(out)
-    if report is not None:
-        from facecli.cluster_report import write_report
-
-        page = write_report(res.table, report, list(inputs))
-        common.wrote(page, " (report)")
-    if link_to is not None:
-        from facecli.cluster_links import write_links
-
-        folder, links, missing = write_links(res.table, link_to, list(inputs))
-        common.wrote(folder, f" ({links} links" + (f"; {missing} rows whose file was not found" if missing else "") + ")")
+    _write_views(res.table, report, link_to, list(inputs))
     if res.all_failed:
         common.console().print(f"[red]every input failed[/]: see the error column of {out}")
         raise typer.Exit(1)
+
+
+def _check_views(report: Path | None, link_to: Path | None) -> None:
+    """Refuse, before any model loads, a --report folder that cannot be written or a --link-to that exists."""
+    if report is not None:
+        from facecli.atomic import check_writable
+
+        check_writable(report, "--report")
+    if link_to is not None:
+        from facecli.cluster_links import check_link_folder
+
+        check_link_folder(link_to)
+
+
+def _write_views(table, report: Path | None, link_to: Path | None, inputs: list[str]) -> None:
+    """The clusters as a web page (--report) and as folders of links (--link-to)."""
+    if report is not None:
+        from facecli.cluster_report import write_report
+
+        common.wrote(write_report(table, report, inputs), " (report)")
+    if link_to is not None:
+        from facecli.cluster_links import write_links
+
+        folder, links, missing = write_links(table, link_to, inputs)
+        common.wrote(folder, f" ({links} links" + (f"; {missing} rows whose file was not found" if missing else "") + ")")
