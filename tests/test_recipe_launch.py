@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-RECIPES = ["distill_identity", "gender_head", "gender_frame", "calibrate_scores", "mtcnn", "dlib_resnet"]
+RECIPES = ["distill_identity", "gender_head", "gender_frame", "calibrate_scores", "soup", "mtcnn", "dlib_resnet"]
 
 
 @pytest.mark.train

@@ -1,7 +1,8 @@
 """Average a fine-tuned face model's weights with the weights it started from (weight-space ensembling).
 
-    python -m facecli.training.soup runs/identity_face.onnx --out models/identity.onnx --weight 0.5
-    python -m facecli.training.calibrate_scores ../shared/data/FACECOM --model models/identity.onnx
+    facecli export identity runs/identity_face --out runs/identity_distilled.onnx
+    python -m facecli.training.soup runs/identity_distilled.onnx --out models/identity.onnx --weight 0.5
+    python -m facecli.training.calibrate_scores ../shared/data/FACECOM --model models/identity.onnx --flip
 
 Fine-tuning dlib's network on FACECOM's degraded copies (``distill_identity``) taught it the degradations but
 blunted what the released network knew about telling people apart: on held-out people its false-match tail
@@ -16,7 +17,7 @@ family, computed the same way whatever the weight.
 
 The new file's embeddings differ from both: its card drops the score scale, false-match curve, threshold and
 ``embeds_like`` (galleries of the tuned model must be rebuilt), and records in ``metrics["weights"]`` what it
-was made of. Calibrate it next (``calibrate_scores``, second line above); facecli refuses no uncalibrated
+was made of. Calibrate it next (``calibrate_scores``, last line above); facecli refuses no uncalibrated
 model, but its default thresholds come from that calibration.
 """
 

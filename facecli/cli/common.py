@@ -74,7 +74,7 @@ LinkThresholdOpt = Annotated[float | None, typer.Option(
                            "score of their faces reaches it. Default: from --fmr.")]
 LinkFmrOpt = Annotated[float | None, typer.Option(
     callback=_rate, help="False-match rate of one comparison at the linkage threshold (the model's false-match "
-                         "curve): lower splits more, higher merges more. Default 0.0015.")]
+                         "curve): lower splits more, higher merges more. Default 0.001.")]
 ClusterPhotoOpt = Annotated[bool, typer.Option("--photo/--no-photo", help=(
     "Join a washed-out face (sun glare) to the cluster of the photo it is a degraded copy of (evidence photo); "
     "without it such faces stay singletons (default: on)."))]
