@@ -128,7 +128,7 @@ def classify_images(images: Images, model: ModelArg = None, *, threshold: float 
     paths on standard input, or a list of them), the run streams: rows are written in durable parts as it
     goes (:mod:`facecli.batch`; ``part_size`` inputs a part), memory stays flat, ``.table`` is None and
     ``.streamed`` says what was written; ``resume`` continues a killed run into the same ``out``. ``raw``
-    keeps CSV cells that would start a formula as they are. The run option ``engine="ray"`` runs the chunks
+    keeps CSV cells that would start a formula as they are. The run option ``engine="ray"`` runs the parts
     on Ray (``address`` of a cluster, or a local instance; :mod:`facecli.engines`).
     """
     from facecli.classify import ClassifyRun

@@ -1,12 +1,12 @@
-"""Streamed, resumable batch runs: inputs go through in chunks, and each chunk's rows are written as a durable,
-atomic part file while the run goes on, so memory stays flat whatever the number of files and a kill loses
-at most the chunk in flight.
+"""Streamed, resumable batch runs: inputs go through in parts (``part_size`` inputs each), and each part's rows
+are written as a durable, atomic file while the run goes on, so memory stays flat whatever the number of files
+and a kill loses at most the part in flight.
 
 While a run writes ``results.csv`` its parts live in ``results.csv.partial/`` (``run.json``: what the run
-is; ``part-<k>.<ext>`` and ``part-<k>.json``: chunk k's rows and its summary counts, the JSON written last,
-so a part counts only when both are there). When every chunk is done the parts are joined into
+is; ``part-<k>.<ext>`` and ``part-<k>.json``: part k's rows and its summary counts, the JSON written last,
+so a part counts only when both are there). When every part is done they are joined into
 ``results.csv`` in one atomic step and the folder is removed. ``resume=True`` continues a killed run into
-the same output: chunks already written are skipped (their inputs are checked to be the same files), the
+the same output: parts already written are skipped (their inputs are checked to be the same files), the
 rest processed, and the result is exactly what an uninterrupted run gives.
 """
 
@@ -29,15 +29,15 @@ import pandas as pd
 
 from facecli.atomic import write_json
 from facecli.errors import FacecliError
-from facecli.inputs import Named, check_sources, chunks, iter_inputs
+from facecli.inputs import Named, check_sources, in_parts, iter_inputs
 from facecli.options import PART_SIZE, RunOptions
 from facecli.outputs import assemble, output_format, write_table
 
 PARTIAL = ".partial"
 Rows = list[tuple[str, Any]]
-# process(chunk) -> (rows of the chunk, summary rows of the chunk)
+# process(a part's inputs) -> (the part's rows, its summary rows)
 Process = Callable[[list[Named]], tuple[pd.DataFrame, Rows]]
-# a map over (part number, chunk) -> (part number, rows, summary rows), in part order (the engine)
+# a map over (part number, the part's inputs) -> (part number, rows, summary rows), in part order (the engine)
 Mapper = Callable[[Iterable[tuple[int, list[Named]]]], Iterator[tuple[int, pd.DataFrame, Rows]]]
 
 
@@ -91,7 +91,7 @@ class TableRun:
 
 def run_job(job: Any, sources: Sequence[str | os.PathLike[str]], output: Output, info: dict[str, Any],
             options: RunOptions, parts_as: Parts | None = None) -> Streamed:
-    """Run ``job`` (a picklable callable: chunk of inputs -> rows and summary rows) over path ``sources``,
+    """Run ``job`` (a picklable callable: a part's inputs -> rows and summary rows) over path ``sources``,
     streamed into ``output`` on the engine ``options`` names (local threads, or Ray Data actors), and return
     what was written. The output is checked before any work: writable, not one of the inputs, no Ray
     ``address`` without the Ray engine."""
@@ -100,7 +100,7 @@ def run_job(job: Any, sources: Sequence[str | os.PathLike[str]], output: Output,
     if options.address and options.engine != "ray":
         raise FacecliError("address is the Ray cluster for engine='ray'; add engine='ray'")
     check_output_file(output.path, inputs=[s for s in sources if os.fspath(s) != "-"])
-    kw = {"resume": output.resume, "raw": output.raw, "chunk": output.part_size, "parts_as": parts_as}
+    kw = {"resume": output.resume, "raw": output.raw, "part_size": output.part_size, "parts_as": parts_as}
     if options.engine != "ray":
         return run_streamed(sources, local_mapper(job), output.path, info, options, **kw)
     from facecli.engines import ray_mapper  # Ray is an optional extra: imported only for a Ray run
@@ -130,7 +130,7 @@ class Streamed:
 
 
 def merge_rows(a: Rows, b: Rows) -> Rows:
-    """Summary rows of two chunks as one: counts (whole numbers) add up, anything else takes ``b``'s value."""
+    """Summary rows of two parts as one: counts (whole numbers) add up, anything else takes ``b``'s value."""
     merged = dict(a)
     for name, v in b:
         old = merged.get(name)
@@ -140,11 +140,11 @@ def merge_rows(a: Rows, b: Rows) -> Rows:
 
 
 def local_mapper(process: Process) -> Mapper:
-    """This process, one chunk after another."""
+    """This process, one part after another."""
 
     def run(todo: Iterable[tuple[int, list[Named]]]) -> Iterator[tuple[int, pd.DataFrame, Rows]]:
-        for k, chunk in todo:
-            table, rows = process(chunk)
+        for k, inputs in todo:
+            table, rows = process(inputs)
             yield k, table, rows
 
     return run
@@ -156,7 +156,7 @@ def partial_folder(out: Path) -> Path:
 
 @dataclass(frozen=True)
 class Parts:
-    """How a run keeps its parts and makes its output: ``write(part, table)`` writes one chunk's part (default:
+    """How a run keeps its parts and makes its output: ``write(path, table)`` writes one part's rows (default:
     its rows in the output's format), ``join(parts, out)`` makes the output from every part in order (default:
     concatenated), and ``suffix`` is the parts' extension (default: the output's). A table verb whose output
     needs all rows at once (``cluster``) keeps what it needs in its parts and joins them its own way."""
@@ -168,9 +168,9 @@ class Parts:
 
 def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out: str | os.PathLike[str],
                  run_info: dict[str, Any], run: RunOptions, *, resume: bool = False, raw: bool = False,
-                 chunk: int = PART_SIZE, parts_as: Parts | None = None) -> Streamed:
-    """Run ``mapper`` over the inputs of ``sources`` chunk by chunk, writing each chunk's rows as a part of
-    ``out``, then join the parts into ``out`` (``parts_as`` changes how: :class:`Parts`).
+                 part_size: int = PART_SIZE, parts_as: Parts | None = None) -> Streamed:
+    """Run ``mapper`` over the inputs of ``sources`` part by part (``part_size`` inputs each), writing each part's
+    rows beside ``out``, then join the parts into ``out`` (``parts_as`` changes how: :class:`Parts`).
 
     ``run_info`` says what the run is (command, model, threshold, options): a resumed run must be the same.
     """
@@ -179,52 +179,52 @@ def run_streamed(sources: Sequence[str | os.PathLike[str]], mapper: Mapper, out:
     check_sources(sources)
     parts = partial_folder(out)
     how = parts_as or Parts()
-    info = {"facecli_partial": 2, "chunk": chunk, "raw": raw, "format": out.suffix.lower(), **run_info}
+    info = {"facecli_partial": 3, "part_size": part_size, "raw": raw, "format": out.suffix.lower(), **run_info}
     if how.suffix:
         info["part_format"] = how.suffix
     lock = _open_partial(parts, info, resume)
     try:
         remove_stale_temps(out)
-        return _run(parts, info, sources, mapper, out, run, raw, chunk, how)
+        return _run(parts, info, sources, mapper, out, run, raw, part_size, how)
     finally:
         os.close(lock)
 
 
 def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[str]], mapper: Mapper,
-         out: Path, run: RunOptions, raw: bool, chunk: int, how: Parts) -> Streamed:
+         out: Path, run: RunOptions, raw: bool, part_size: int, how: Parts) -> Streamed:
     suffix = how.suffix or info["format"]
     write = how.write or (lambda p, t: write_table(p, t, raw=raw))
     done = _done_parts(parts, suffix)
     res = Streamed(out)
     stream = iter_inputs(sources)
     seen = [0]
-    n_chunks = [0]
+    n_parts = [0]
     _count_in_background(sources, run)
 
     def todo() -> Iterator[tuple[int, list[Named]]]:
-        for k, block in enumerate(chunks(stream, chunk)):
-            _refuse_the_output(block, out)
-            seen[0] += len(block)
-            n_chunks[0] = k + 1
+        for k, inputs in enumerate(in_parts(stream, part_size)):
+            _refuse_the_output(inputs, out)
+            seen[0] += len(inputs)
+            n_parts[0] = k + 1
             if k in done:
                 meta = done[k]
-                if meta["names"] != names_digest(block) or meta["images"] != len(block):
+                if meta["names"] != names_digest(inputs) or meta["images"] != len(inputs):
                     raise FacecliError(f"the inputs changed since the interrupted run in {parts} (part {k} was "
                                        f"{meta['first']} ... {meta['last']}); remove {parts} to start again")
                 _add(res, meta)
-                res.skipped += len(block)
-                run.advance(len(block))
+                res.skipped += len(inputs)
+                run.advance(len(inputs))
                 continue
-            firsts[k] = (block[0].name, block[-1].name, len(block), names_digest(block))
-            yield k, block
+            firsts[k] = (inputs[0].name, inputs[-1].name, len(inputs), names_digest(inputs))
+            yield k, inputs
 
     firsts: dict[int, tuple[str, str, int, str]] = {}
 
     for k, table, rows in mapper(todo()):
         first, last, n, names = firsts.pop(k)
-        part = parts / f"part-{k:08d}{suffix}"
-        write(part, table)
-        meta = {"first": first, "last": last, "images": n, "names": names, "sha256": _file_digest(part),
+        part_file = parts / f"part-{k:08d}{suffix}"
+        write(part_file, table)
+        meta = {"first": first, "last": last, "images": n, "names": names, "sha256": _file_digest(part_file),
                 "rows": len(table), "failed": failed_rows(table), "summary": [[name, v] for name, v in rows]}
         write_json(parts / f"part-{k:08d}.json", meta)  # last: the part now counts as done
         _add(res, meta)
@@ -233,17 +233,17 @@ def _run(parts: Path, info: dict[str, Any], sources: Sequence[str | os.PathLike[
         from facecli.inputs import nothing_found
 
         raise nothing_found(sources)
-    files = [parts / f"part-{k:08d}{suffix}" for k in range(n_chunks[0])]  # only this run's inputs
+    files = [parts / f"part-{k:08d}{suffix}" for k in range(n_parts[0])]  # only this run's inputs
     (how.join or assemble)(files, out)
     shutil.rmtree(parts, ignore_errors=True)
     return res
 
 
-def _refuse_the_output(block: list[Named], out: Path) -> None:
+def _refuse_the_output(inputs: list[Named], out: Path) -> None:
     """FacecliError when an input (one named on standard input, say) is the output file itself: the join at the
     end would overwrite it."""
     target = os.path.abspath(out)
-    for n in block:
+    for n in inputs:
         item = n.item
         if getattr(item, "error", None) or not isinstance(item, str | os.PathLike):
             continue
@@ -258,7 +258,7 @@ def _refuse_the_output(block: list[Named], out: Path) -> None:
 
 
 def failed_rows(table: pd.DataFrame) -> int:
-    """A chunk's rows of files that failed (a non-empty ``error``)."""
+    """A part's rows of files that failed (a non-empty ``error``)."""
     return int((table["error"].astype(str) != "").sum()) if "error" in table else 0
 
 
@@ -342,7 +342,7 @@ def remove_stale_temps(out: Path) -> None:
                 tmp.unlink()
 
 
-OPTION_NAMES = {"facecli_partial": "the facecli release that wrote it", "chunk": "--part-size", "raw": "--raw-csv",
+OPTION_NAMES = {"facecli_partial": "the facecli release that wrote it", "part_size": "--part-size", "raw": "--raw-csv",
                 "format": "the --out format", "sources": "inputs", "detect": "--detect", "restore": "--restore",
                 "threshold": "--threshold", "frame": "--frame", "top_k": "--top-k", "engine": "--engine",
                 "model": "--model", "gallery": "the gallery", "photo": "--photo"}
@@ -374,9 +374,9 @@ def _done_parts(parts: Path, suffix: str) -> dict[int, dict[str, Any]]:
             meta = json.loads(read_small(p, 1 << 24))
             part = parts / f"part-{k:08d}{suffix}"
             if _part_meta_ok(meta) and _file_digest(part) == meta["sha256"]:
-                done[k] = meta  # else (missing, truncated or changed) the chunk runs again: its part is rewritten
+                done[k] = meta  # else (missing, truncated or changed) the part runs again: its files are rewritten
         except (ValueError, OSError):
-            continue  # unreadable, not a regular file (a FIFO never blocks the run): the chunk runs again
+            continue  # unreadable, not a regular file (a FIFO never blocks the run): the part runs again
     return done
 
 
@@ -390,12 +390,12 @@ def _part_meta_ok(meta: Any) -> bool:
     return counts and rows and texts
 
 
-def names_digest(block: list[Named]) -> str:
-    """SHA-256 of a chunk's inputs, in order: each one's name and, for a file, its size and modification time
+def names_digest(inputs: list[Named]) -> str:
+    """SHA-256 of a part's inputs, in order: each one's name and, for a file, its size and modification time
     (a file replaced, rewritten or swapped with another since the interrupted run changes it), so that a
     resumed run checks its inputs are the same files with the same contents."""
     h = hashlib.sha256()
-    for n in block:
+    for n in inputs:
         h.update(n.name.encode("utf-8", "backslashreplace") + b"\0")
         h.update(_content_stamp(n.item).encode() + b"\0")
     return h.hexdigest()
@@ -419,8 +419,8 @@ def _file_digest(path: Path) -> str:
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
             raise OSError(f"{path.name} is not a regular file")
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+        for piece in iter(lambda: fh.read(1 << 20), b""):
+            h.update(piece)
     return h.hexdigest()
 
 

@@ -63,7 +63,7 @@ def gender_outputs(model: OnnxModel, paths: Sequence[ImageInput], run: RunOption
             fused.update(c.index for _, c in gone)
 
     res = run_model(model, paths, run, all_faces=all_faces, extra=frame.crop if frame else None,
-                    on_chunk=fuse if frame else None)
+                    on_batch=fuse if frame else None)
     return res, fused
 
 

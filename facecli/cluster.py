@@ -1,6 +1,6 @@
 """Who is in this folder: every face found, grouped by person without names (``facecli cluster``).
 
-Two stages. **Embed** (chunk by chunk, streamed and resumable like ``classify``, on either engine): every
+Two stages. **Embed** (part by part, streamed and resumable like ``classify``, on either engine): every
 face of every image gets the identity model's embedding; with photo evidence, each image also gets the photo
 matcher's vector and its thumbnails (:mod:`facecli.photo`). **Group** (once, over all faces): average linkage
 over a k-nearest-neighbour graph (:mod:`facecli.clustering`), stopping at a threshold on the calibrated score
@@ -51,7 +51,7 @@ NAME_SHARE = 0.5  # a gallery name needs the accepted matches of more than this 
 
 @dataclass
 class ClusterJob(Job):
-    """Embed a chunk for clustering: one row per face (path, face, face_status, restored, box, error) with the
+    """Embed a part's inputs for clustering: one row per face (path, face, face_status, restored, box, error) with the
     hidden per-row arrays of :data:`HIDDEN` (identity vector; photo matcher vector and thumbnails on face 0)."""
 
     model_path: str
@@ -65,12 +65,12 @@ class ClusterJob(Job):
         self._photo = (photo_model or photo_model_for(None, options=self.options)) if self.photo else None
         return self
 
-    def __call__(self, block: list[Named]) -> tuple[pd.DataFrame, list[tuple[str, Any]]]:
+    def __call__(self, part: list[Named]) -> tuple[pd.DataFrame, list[tuple[str, Any]]]:
         if self._model is None:
             self.load()
-        table = embed_faces(self._model, self._photo, [n.item for n in block], [n.name for n in block],
+        table = embed_faces(self._model, self._photo, [n.item for n in part], [n.name for n in part],
                             self.options)
-        return table, chunk_rows(table, len(block))
+        return table, part_summary(table, len(part))
 
 
 def embed_faces(model: Any, photo_model: Any, items: list[Any], names: list[str], run: RunOptions) -> pd.DataFrame:
@@ -82,7 +82,7 @@ def embed_faces(model: Any, photo_model: Any, items: list[Any], names: list[str]
         views.update({c.index: c.extra for c in crops if c.extra is not None})
 
     res = run_model(model, items, run, all_faces=True, extra=stage.view if stage else None,
-                    on_chunk=keep if stage else None)
+                    on_batch=keep if stage else None)
     keys = sorted(views)
     # float16: a shortlist needs no more
     pvec = dict(zip(keys, stage.embed([views[i] for i in keys], run.batch_size).astype(np.float16), strict=True)) \
@@ -105,8 +105,8 @@ def embed_faces(model: Any, photo_model: Any, items: list[Any], names: list[str]
     return df.drop(columns="_i").reset_index(drop=True)
 
 
-def chunk_rows(table: pd.DataFrame, images: int) -> list[tuple[str, Any]]:
-    """A chunk's counts for the summary (added up over parts)."""
+def part_summary(table: pd.DataFrame, images: int) -> list[tuple[str, Any]]:
+    """A part's counts for the summary (added up over parts)."""
     ok = table[table["error"] == ""]
     status = ok["face_status"].value_counts()
     return [("images", images), ("faces detected", int((~ok["face_status"].isin(FACE_GONE)).sum())),
@@ -303,7 +303,7 @@ def group_table(table: pd.DataFrame, dim: int, how: Grouping) -> pd.DataFrame:
 
 
 def write_part(part: Path, table: pd.DataFrame) -> None:
-    """A chunk's part: its rows as JSON (strings stay strings) and, first, its hidden arrays beside them."""
+    """A part's file: its rows as JSON (strings stay strings) and, first, its hidden arrays beside them."""
     import io
     import json
 

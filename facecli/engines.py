@@ -1,9 +1,9 @@
-"""The Ray engine: the chunks of a streamed run (:mod:`facecli.batch`) mapped by Ray Data actors.
+"""The Ray engine: the parts of a streamed run (:mod:`facecli.batch`) mapped by Ray Data actors.
 
 Each actor holds one model session (loaded once, when the actor starts) and runs the same job as the local
 engine (:mod:`facecli.jobs`): decode, restore, detect, model and postprocess all happen in the map stage,
 on whichever node the actor lives. The job (and, for ``match``, its gallery) is put into Ray's object
-store once per window of chunks and handed to every actor. Results come back in input order and the
+store once per window of parts and handed to every actor. Results come back in input order and the
 driver writes them as the local engine does, so the output files are the same.
 
 Without an address a local Ray instance is started (and stopped at the end); ``address`` joins a running
@@ -27,7 +27,7 @@ from facecli.errors import FacecliError
 from facecli.inputs import Named
 from facecli.options import RunOptions
 
-WINDOW = 64  # chunks per Ray Data execution: bounds the driver's memory; actors restart once per window
+WINDOW = 64  # parts per Ray Data execution: bounds the driver's memory; actors restart once per window
 
 
 def require_ray() -> Any:
@@ -39,8 +39,8 @@ def require_ray() -> Any:
     return ray
 
 
-class ChunkWorker:
-    """A Ray Data actor: loads the job's models once, then runs the job on one chunk per call. The chunk's
+class PartWorker:
+    """A Ray Data actor: loads the job's models once, then runs the job on one part per call. The part's
     table and summary rows travel back through Ray's own object transport."""
 
     def __init__(self, job: Any) -> None:
@@ -53,9 +53,9 @@ class ChunkWorker:
 
         ks, tables, rows = [], [], []
         for k, paths, names, errors in zip(batch["k"], batch["paths"], batch["names"], batch["errors"], strict=True):
-            block = [Named(Unlisted(_path(p), e) if e else _path(p), n)
-                     for p, n, e in zip(paths, names, errors, strict=True)]
-            table, summary = self.job(block)
+            part = [Named(Unlisted(_path(p), e) if e else _path(p), n)
+                    for p, n, e in zip(paths, names, errors, strict=True)]
+            table, summary = self.job(part)
             ks.append(int(k))
             tables.append(table)
             rows.append(summary)
@@ -158,8 +158,8 @@ def reachable(address: str, timeout: float = 10.0) -> None:
                            f"({exc.strerror or exc}); is 'ray start --head' running?") from None
 
 
-def actor_resources(cluster: dict[str, float], device: str, blocks: int) -> tuple[int, dict[str, float]]:
-    """How many actors a window of ``blocks`` chunks gets, and what each reserves, on a cluster with
+def actor_resources(cluster: dict[str, float], device: str, parts: int) -> tuple[int, dict[str, float]]:
+    """How many actors a window of ``parts`` parts gets, and what each reserves, on a cluster with
     ``cluster`` resources (Ray's ``cluster_resources()``).
 
     Every actor takes one CPU: it decodes, restores and detects there (one decoding thread, one ONNX Runtime
@@ -173,7 +173,7 @@ def actor_resources(cluster: dict[str, float], device: str, blocks: int) -> tupl
     gpus = float(cluster.get("GPU", 0))
     if device == "cuda" and gpus <= 0:
         raise FacecliError("--device cuda: the Ray cluster has no GPU (ray.cluster_resources() lists none)")
-    actors = max(1, min(cpus, blocks))
+    actors = max(1, min(cpus, parts))
     if device == "cpu" or gpus <= 0:
         return actors, {"num_cpus": 1}
     per_gpu = max(1, cpus // max(1, int(gpus)))
@@ -187,8 +187,8 @@ def _run_window(ray: Any, job: Any, window: list[tuple[int, list[Named]]],
     ctx.enable_progress_bars = False
     actors, resources = actor_resources(ray.cluster_resources(), options.device, len(window))
     # paths travel as bytes: a name that is not UTF-8 (kept by Python as surrogates) crosses Arrow intact and silently
-    items = [{"k": k, "paths": [os.fsencode(n.item) for n in block], "names": [n.name for n in block],
-              "errors": [getattr(n.item, "error", "") for n in block]} for k, block in window]
+    items = [{"k": k, "paths": [os.fsencode(n.item) for n in part], "names": [n.name for n in part],
+              "errors": [getattr(n.item, "error", "") for n in part]} for k, part in window]
     ref = ray.put(job)  # the job (and a match's gallery) goes into the object store once
     # a fixed pool of actors (Ray 2.51 and later: compute, not the deprecated concurrency); no actor restarts
     # (with restarts, Ray logs an error line for constructor arguments kept in the object store): a lost actor
@@ -197,9 +197,9 @@ def _run_window(ray: Any, job: Any, window: list[tuple[int, list[Named]]],
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
         ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            ChunkWorker, fn_constructor_args=(ref,), batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
+            PartWorker, fn_constructor_args=(ref,), batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
             **resources, max_restarts=0, batch_format="numpy")
-    sizes = {k: len(block) for k, block in window}
+    sizes = {k: len(part) for k, part in window}
     for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
         for k, table, rows in zip(batch["k"], batch["table"], batch["rows"], strict=True):
             options.advance(sizes[int(k)])

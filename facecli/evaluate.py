@@ -141,7 +141,7 @@ def evaluate_identity(model: OnnxModel, root: Path, threshold: float | None, run
     run.total(len(items))
     photo = _PhotoInputs(photo_model, len(items)) if photo_model is not None else None
     emb = embed_images(model, [it.path for it in items], run, extra=photo.inputs if photo else None,
-                       on_chunk=photo.keep if photo else None)
+                       on_batch=photo.keep if photo else None)
     if not emb.ok.any():
         raise AllInputsFailed(f"every one of the {len(items)} images under {root} failed to be read "
                               f"(first: {next(iter(emb.failures.values()), '')})")
@@ -169,7 +169,7 @@ def evaluate_identity(model: OnnxModel, root: Path, threshold: float | None, run
 
 class _PhotoInputs:
     """Collects the photo evidence inputs of every evaluated image while the face pass runs (the photo stage's
-    views, and the matcher's vectors chunk by chunk)."""
+    views, and the matcher's vectors batch by batch)."""
 
     def __init__(self, model: OnnxModel, n: int) -> None:
         from facecli.photo import MAP_SIDE, PhotoStage

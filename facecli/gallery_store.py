@@ -272,14 +272,14 @@ def read_regular(path: Path, cap: int) -> bytes:
         if st.st_size > cap:
             raise FacecliError(f"gallery {path.parent} is corrupt ({path.name} is {st.st_size} bytes, more than its "
                                "metadata allows)")
-        chunks, left = [], cap + 1
+        pieces, left = [], cap + 1
         while left > 0:
-            block = os.read(fd, min(left, 1 << 20))
-            if not block:
+            piece = os.read(fd, min(left, 1 << 20))
+            if not piece:
                 break
-            chunks.append(block)
-            left -= len(block)
-        data = b"".join(chunks)
+            pieces.append(piece)
+            left -= len(piece)
+        data = b"".join(pieces)
         if len(data) > cap:
             raise FacecliError(f"gallery {path.parent} is corrupt ({path.name} grew past what its metadata allows)")
         return data

@@ -113,14 +113,14 @@ def _stdin_lines(stdin: TextIO | None) -> Iterator[str]:
         yield os.fsdecode(line)
 
 
-def chunks(items: Iterable[Named], size: int) -> Iterator[list[Named]]:
+def in_parts(items: Iterable[Named], size: int) -> Iterator[list[Named]]:
     """Consecutive lists of ``size`` items (the last may be shorter)."""
     it = iter(items)
     while True:
-        block = list(islice(it, size))
-        if not block:
+        part = list(islice(it, size))
+        if not part:
             return
-        yield block
+        yield part
 
 
 def nothing_found(sources: Sequence[str | os.PathLike[str]]) -> FacecliError:

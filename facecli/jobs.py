@@ -1,8 +1,8 @@
-"""Batch jobs: what one chunk of a streamed run does (classify it, or match it against a gallery), as small
+"""Batch jobs: what one part of a streamed run does (classify it, or match it against a gallery), as small
 picklable records, so that the local engine and the Ray engine run exactly the same code.
 
 A job loads its models the first time it runs, in whatever process runs it (once per Ray actor), and
-turns a chunk of named inputs into its table rows and summary rows.
+turns a part's named inputs into its table rows and summary rows.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Job:
 
 @dataclass
 class ClassifyJob(Job):
-    """Classify a chunk: one row per face (:func:`facecli.classify.classify_images`)."""
+    """Classify a part's inputs: one row per face (:func:`facecli.classify.classify_images`)."""
 
     model_path: str
     threshold: float
@@ -55,20 +55,20 @@ class ClassifyJob(Job):
         self._frame = frame_gender(self.options) if self.frame else None
         return self
 
-    def __call__(self, block: list[Named]) -> tuple[pd.DataFrame, Rows]:
+    def __call__(self, part: list[Named]) -> tuple[pd.DataFrame, Rows]:
         from facecli.classify import classify_images
         from facecli.summary import classify_rows
 
         if self._model is None:
             self.load()
-        table = classify_images(self._model, [n.item for n in block], None, self.threshold, self.options,
-                                self._frame, names=[n.name for n in block])
-        return table, classify_rows(table, len(block), self._model.card.labels)
+        table = classify_images(self._model, [n.item for n in part], None, self.threshold, self.options,
+                                self._frame, names=[n.name for n in part])
+        return table, classify_rows(table, len(part), self._model.card.labels)
 
 
 @dataclass
 class MatchJob(Job):
-    """Match a chunk of probes (no ground truth) against a gallery (:func:`facecli.recognise.match_images`)."""
+    """Match a part's probes (no ground truth) against a gallery (:func:`facecli.recognise.match_images`)."""
 
     model_path: str
     gallery: Any  # facecli.gallery.Gallery
@@ -84,14 +84,14 @@ class MatchJob(Job):
         self._photo = photo_model or photo_model_for(self.gallery, options=self.options)
         return self
 
-    def __call__(self, block: list[Named]) -> tuple[pd.DataFrame, Rows]:
+    def __call__(self, part: list[Named]) -> tuple[pd.DataFrame, Rows]:
         from facecli.recognise import MATCH_COLUMNS, match_images
         from facecli.summary import match_rows
 
         if self._model is None:
             self.load()
-        table, _ = match_images(self._model, self.gallery, [n.item for n in block], self.decision.threshold, self.options,
-                                names=[n.name for n in block], top_k=self.top_k, photo_model=self._photo)
+        table, _ = match_images(self._model, self.gallery, [n.item for n in part], self.decision.threshold, self.options,
+                                names=[n.name for n in part], top_k=self.top_k, photo_model=self._photo)
         table = table.reindex(columns=MATCH_COLUMNS)
         for col in ("path", "identity", "nearest", "top_k", "top_k_similarity", "evidence", "face_status",
                     "restored", "error"):

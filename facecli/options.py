@@ -89,7 +89,7 @@ class RunOptions:
     engine: where a streamed batch runs: "local" (this process) or "ray" (Ray Data actors; :mod:`facecli.engines`).
     address: the Ray cluster to join with engine "ray" (None: start a local Ray instance).
     on_total: called once with the number of inputs when it is known.
-    on_progress: called with the number of inputs finished after each chunk.
+    on_progress: called with the number of inputs finished after each model batch.
     """
 
     detect: str | None = None

@@ -201,10 +201,10 @@ class PhotoStage:
 
 
 class PhotoEvidence:
-    """Photo evidence of probes against a gallery's :class:`~facecli.gallery.PhotoSet`, chunk by chunk.
+    """Photo evidence of probes against a gallery's :class:`~facecli.gallery.PhotoSet`, batch by batch.
 
     ``inputs`` is the pipeline's ``extra`` hook (run on each decoded probe, before restoration); ``votes``
-    runs after each chunk of face embeddings and returns the photo votes of the chunk's probes that need them
+    runs after each batch of face embeddings and returns the photo votes of the batch's probes that need them
     (:func:`needs_photo`: the face washed out or missing, or scoring under :data:`FACE_SURE`). Where the face was
     found, its nearest identities say where the probe's photo can be (:func:`candidates_by_face`); the photo
     matcher (a second network) runs only for probes whose face is gone (:func:`candidates_by_photo`).
@@ -216,7 +216,7 @@ class PhotoEvidence:
         self.inputs = self.stage.view
 
     def votes(self, crops: list[Any], outputs: np.ndarray) -> dict[int, PhotoVote]:
-        """Photo votes (input index -> vote) of the chunk's probes that need one and whose evidence fires."""
+        """Photo votes (input index -> vote) of the batch's probes that need one and whose evidence fires."""
         firsts = [(c, v) for c, v in zip(crops, outputs, strict=True) if c.extra is not None]
         if not firsts:
             return {}

@@ -2,7 +2,7 @@
 
 scan -> decode -> assess and restore -> (detect and align) -> crop -> normalise -> batch -> model. Decoding,
 restoring, cropping and normalising run in a small thread pool (OpenCV and NumPy release the GIL) one
-chunk ahead of the model, so the model rarely waits for them.
+batch ahead of the model, so the model rarely waits for them.
 """
 
 from __future__ import annotations
@@ -118,12 +118,13 @@ def iter_prepared(
     paths: Sequence[ImageInput],
     spec: Preprocessing,
     all_faces: bool = False,
-    chunk: int = 64,
+    batch: int = 64,
     workers: int | None = None,
     tensors: bool = True,
     extra: Extra = None,
 ) -> Iterator[tuple[list[Crop], dict[int, str], int]]:
-    """Yield (crops, failures, images done) chunk by chunk, decoding the next chunk in the background.
+    """Yield (crops, failures, images done) batch by batch (``batch`` images each), decoding the next one in the
+    background.
 
     With ``tensors`` (default) each crop also carries its normalised model input (``Crop.tensor``); with
     ``extra``, each image's first crop carries ``extra(decoded image)``.
@@ -142,10 +143,10 @@ def iter_prepared(
             return f"{type(exc).__name__}: {exc}"
 
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-        starts = list(range(0, len(paths), chunk))
+        starts = list(range(0, len(paths), batch))
 
         def submit(s: int) -> list[Future]:
-            return [pool.submit(work, i) for i in range(s, min(s + chunk, len(paths)))]
+            return [pool.submit(work, i) for i in range(s, min(s + batch, len(paths)))]
 
         pending = submit(starts[0]) if starts else []
         for n, _ in enumerate(starts):
@@ -163,25 +164,25 @@ def iter_prepared(
 
 
 def run_model(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions, *, all_faces: bool = False,
-              extra: Extra = None, on_chunk: Callable[[list[Crop], np.ndarray], None] | None = None) -> BatchResult:
+              extra: Extra = None, on_batch: Callable[[list[Crop], np.ndarray], None] | None = None) -> BatchResult:
     """Run ``model`` over image files or arrays; bad ones become ``failures`` while the batch goes on.
 
     ``run.detect`` and ``run.restore`` override the model's stored settings; progress goes to ``run.advance``
-    after each chunk of ``run.batch_size`` images. ``extra`` (see :func:`iter_prepared`) and ``on_chunk(crops,
-    outputs)``, called after each chunk's inference, let a caller do more with each image while it is at hand
-    (photo evidence); extras are dropped after ``on_chunk``.
+    after each batch of ``run.batch_size`` images. ``extra`` (see :func:`iter_prepared`) and ``on_batch(crops,
+    outputs)``, called after each batch's inference, let a caller do more with each image while it is at hand
+    (photo evidence); extras are dropped after ``on_batch``.
     """
     spec = run.spec_for(model.preprocessing)
     all_crops: list[Crop] = []
     outs: list[np.ndarray] = []
     failures: dict[int, str] = {}
-    for crops, fails, done in iter_prepared(paths, spec, all_faces, chunk=run.batch_size, workers=run.workers,
+    for crops, fails, done in iter_prepared(paths, spec, all_faces, batch=run.batch_size, workers=run.workers,
                                             extra=extra):
         failures.update(fails)
         if crops:
             outs.append(model.run(np.stack([c.tensor for c in crops])))
-            if on_chunk is not None:
-                on_chunk(crops, outs[-1])
+            if on_batch is not None:
+                on_batch(crops, outs[-1])
             for c in crops:
                 c.pixels, c.tensor, c.extra = np.empty(0, np.uint8), None, None
             all_crops += crops

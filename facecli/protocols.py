@@ -105,7 +105,7 @@ def match_embeddings(
     true_col = np.array([col.get(t, -1) for t in true_ids])
     rng = np.random.default_rng(seed)
 
-    def block(mask: np.ndarray) -> dict[str, Any]:
+    def figures(mask: np.ndarray) -> dict[str, Any]:
         ident = identification_metrics(np.asarray(true_ids, dtype=object)[mask], np.asarray(pred, dtype=object)[mask],
                                        best[mask], in_gallery[mask], threshold)
         gen, imp = pair_scores(full, true_col, mask, rng)
@@ -113,7 +113,7 @@ def match_embeddings(
         return {**ident, **{f"verification_{k}": v for k, v in ver.items()}}, gen, imp
 
     everything = np.ones(len(true_ids), bool)
-    metrics, genuine, impostor = block(everything)
+    metrics, genuine, impostor = figures(everything)
     metrics["threshold"] = float(threshold)
     metrics["gallery_identities"] = len(gallery.identities)
     per_kind = None
@@ -121,7 +121,7 @@ def match_embeddings(
         kinds_arr = np.asarray(kinds, dtype=object)
         rows = {}
         for kind in sorted(set(kinds)):
-            m, _, _ = block(kinds_arr == kind)
+            m, _, _ = figures(kinds_arr == kind)
             rows[kind or "clean"] = m
         per_kind = pd.DataFrame(rows).T
         per_kind.index.name = "distortion"

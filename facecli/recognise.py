@@ -40,10 +40,10 @@ class Embedded:
 
 
 def embed_images(model: OnnxModel, paths: Sequence[ImageInput], run: RunOptions, *, extra: Extra = None,
-                 on_chunk: Callable[[list[Crop], np.ndarray], None] | None = None) -> Embedded:
+                 on_batch: Callable[[list[Crop], np.ndarray], None] | None = None) -> Embedded:
     """L2-normalised embeddings of ``paths`` (largest face when detecting), in input order (``extra`` and
-    ``on_chunk``: see :func:`facecli.pipeline.run_model`)."""
-    res = run_model(model, paths, run, extra=extra, on_chunk=on_chunk)
+    ``on_batch``: see :func:`facecli.pipeline.run_model`)."""
+    res = run_model(model, paths, run, extra=extra, on_batch=on_batch)
     dim = int(model.card.embedding_dim or (res.outputs.shape[1] if res.outputs.ndim == 2 else 512))
     vec = np.full((len(paths), dim), np.nan, np.float32)
     status = [""] * len(paths)
@@ -133,7 +133,7 @@ def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_d
     run.total(len(items))
     collect = None if photo_model is None else PhotoCollector(photo_model)
     emb = embed_images(model, [it.path for it in items], run, extra=collect.inputs if collect else None,
-                       on_chunk=collect.chunk if collect else None)
+                       on_batch=collect.batch if collect else None)
     ok_items = [it for it, ok in zip(items, emb.ok, strict=True) if ok]
     failures = {rel(items[i].path, root): e for i, e in emb.failures.items()}
     lost = sorted({it.identity for it in items} - {it.identity for it in ok_items})
@@ -157,8 +157,8 @@ def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_d
 
 class PhotoCollector:
     """The photo evidence of gallery images, gathered while their faces are embedded (each image decoded once):
-    ``inputs`` (the pipeline's ``extra`` hook) is the photo stage's view of each decoded image, ``chunk`` (its
-    ``on_chunk``) runs the photo matcher on a chunk's views."""
+    ``inputs`` (the pipeline's ``extra`` hook) is the photo stage's view of each decoded image, ``batch`` (its
+    ``on_batch``) runs the photo matcher on a batch's views."""
 
     def __init__(self, photo_model: OnnxModel) -> None:
         self.model = photo_model
@@ -167,7 +167,7 @@ class PhotoCollector:
         self.vectors: dict[int, np.ndarray] = {}
         self.thumbs: dict[int, np.ndarray] = {}
 
-    def chunk(self, crops: list[Crop], _: np.ndarray) -> None:
+    def batch(self, crops: list[Crop], _: np.ndarray) -> None:
         firsts = [c for c in crops if c.extra is not None]
         for c, v in zip(firsts, self.stage.embed([c.extra for c in firsts]), strict=True):
             self.vectors[c.index], self.thumbs[c.index] = v, c.extra.thumb
@@ -402,7 +402,7 @@ def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput
     if photo_model is not None and gallery.photos is not None and len(gallery.photos.rows):
         photo = PhotoEvidence(photo_model, gallery.photos, scale or (lambda c: c), gallery)
     emb = embed_images(model, images, run, extra=photo.inputs if photo else None,
-                       on_chunk=(lambda crops, out: votes.update(photo.votes(crops, out))) if photo else None)
+                       on_batch=(lambda crops, out: votes.update(photo.votes(crops, out))) if photo else None)
     okp = np.flatnonzero(emb.ok)
     evidence = Evidence(scale, [votes.get(int(i)) for i in okp], [emb.face_status[i] == "fallback" for i in okp],
                         [emb.face_status[i] == "not_found" for i in okp])

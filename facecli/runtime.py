@@ -107,8 +107,8 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file: the model identity a gallery records."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        for piece in iter(lambda: fh.read(1 << 20), b""):
+            h.update(piece)
     return h.hexdigest()
 
 

@@ -57,7 +57,7 @@ def verify_pair(model: OnnxModel, a: ImageInput, b: ImageInput, decision: Decisi
     quiet = RunOptions.of(run, on_total=None, on_progress=None)
     collect = PhotoCollector(photo_model) if photo_model is not None else None
     emb = embed_images(model, [a], quiet, extra=collect.inputs if collect else None,
-                       on_chunk=collect.chunk if collect else None)
+                       on_batch=collect.batch if collect else None)
     if not emb.ok[0]:
         raise FacecliError(f"{input_name(a, 0)}: {emb.failures[0]}")
     if emb.face_status[0] == "not_found":
