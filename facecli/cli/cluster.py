@@ -8,14 +8,13 @@ from typing import Annotated
 import typer
 
 from facecli.cli import common
-from facecli.options import PART_SIZE, RunOptions
+from facecli.options import RunOptions
 
 
 @common.with_run_options
+@common.with_batch_options
 def cluster_cmd(
-    inputs: Annotated[list[str], typer.Argument(
-        metavar="INPUT...", help="Folders (scanned recursively for images), image files, or - to read "
-                                 "newline-separated paths from standard input.")],
+    inputs: common.InputsArg,
     out: common.OutOpt = Path("clusters.csv"),
     model: common.ModelOpt = None,
     threshold: common.LinkThresholdOpt = None,
@@ -31,13 +30,9 @@ def cluster_cmd(
     link_to: Annotated[Path | None, typer.Option(file_okay=False, help=(
         "Also make this folder (it must not exist): one subfolder per cluster (0001_person_0001, ..., "
         "singletons) of symbolic links to its photos."))] = None,
-    raw_csv: common.RawCsvOpt = False,
-    resume: common.ResumeOpt = False,
-    part_size: common.PartSizeOpt = PART_SIZE,
-    engine: common.EngineOpt = common.Engine.local,
-    address: common.AddressOpt = None,
     *,
     run: RunOptions,
+    batch: common.BatchArgs,
 ) -> None:
     """Group every face of the INPUTs by person and write one row per face (path, face, cluster, name,
     cluster_size, confidence, evidence, face_status, restored, box, error) to --out. Faces are embedded in
@@ -45,7 +40,7 @@ def cluster_cmd(
     show the clusters as a web page and as folders."""
     from facecli.api import cluster_faces, load_gallery
 
-    run = common.batch_options(run, engine, address)
+    run = batch.options(run)
     common.check_out(out, inputs)
     _check_views(report, link_to)
     if fpir is not None and gallery is None:
@@ -54,7 +49,8 @@ def cluster_cmd(
     g = load_gallery(gallery) if gallery is not None else None
     with common.progress(run, "embed") as run:
         res = cluster_faces(list(inputs), m, threshold=threshold, fmr=fmr, gallery=g, fpir=fpir, photo=photo,
-                            out=out, resume=resume, raw=raw_csv, part_size=part_size, options=run)
+                            out=out, resume=batch.resume, raw=batch.raw, part_size=batch.part_size,
+                            options=run)
     common.print_rows(f"cluster summary: {' '.join(map(str, inputs))}", res.summary_rows())
     common.wrote(out)
     _write_views(res.table, report, link_to, list(inputs))

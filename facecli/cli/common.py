@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from facecli.errors import FacecliError
-from facecli.options import Detect, Device, Engine, Probes, Restore, RunOptions, Split
+from facecli.options import PART_SIZE, Detect, Device, Engine, Probes, Restore, RunOptions, Split
 
 
 def value(choice: Any) -> Any:
@@ -25,6 +25,9 @@ def value(choice: Any) -> Any:
     return str(choice.value) if isinstance(choice, Enum) else choice
 
 
+InputsArg = Annotated[list[str], typer.Argument(
+    metavar="INPUT...", help="Folders (scanned recursively for jpg, jpeg, png, bmp, webp, tif), image files, or - to "
+                             "read newline-separated paths from standard input.")]
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", exists=True, dir_okay=False,
                                                help="ONNX model file from 'facecli export'. "
                                                     "Default: the shipped model.")]
@@ -39,13 +42,21 @@ RestoreOpt = Annotated[Restore | None, typer.Option(
          "record (auto for the shipped models).")]
 DeviceOpt = Annotated[Device, typer.Option(help="Inference device: auto (CUDA when usable, else CPU), cuda "
                                                 "(error when CUDA is not usable) or cpu.")]
-def _score_range(value: float | None) -> float | None:
-    """Refuse, before any work, a threshold no model's score can take (the card narrows it per task)."""
-    import math
+def _within(ok: Callable[[float], bool], where: str) -> Callable[[float | None], float | None]:
+    """A Typer callback that refuses, before any work, a number that is not finite or fails ``ok``."""
 
-    if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
-        raise typer.BadParameter(f"must lie in [0, 1] for gender or [-1, 1] for identity, not {value}")
-    return value
+    def check(value: float | None) -> float | None:
+        import math
+
+        if value is not None and not (math.isfinite(value) and ok(value)):
+            raise typer.BadParameter(f"must lie in {where}, not {value}")
+        return value
+
+    return check
+
+
+# a threshold no model's score can take (the model's card narrows it per task once it is loaded)
+_score_range = _within(lambda v: -1.0 <= v <= 1.0, "[0, 1] for gender or [-1, 1] for identity")
 
 
 ThresholdOpt = Annotated[float | None, typer.Option(
@@ -54,12 +65,7 @@ ThresholdOpt = Annotated[float | None, typer.Option(
                                 "validation data (gender); from --fmr (verify) or --fpir (match).")]
 
 
-def _rate(value: float | None) -> float | None:
-    import math
-
-    if value is not None and not (math.isfinite(value) and 0.0 < value < 1.0):
-        raise typer.BadParameter(f"must lie in (0, 1), not {value}")
-    return value
+_rate = _within(lambda v: 0.0 < v < 1.0, "(0, 1)")
 
 
 FpirOpt = Annotated[float | None, typer.Option(
@@ -152,6 +158,40 @@ with_run_options = add_options(RUN_OPTIONS, "run", lambda kw: RunOptions.of(**kw
 with_run_options.__doc__ = "Give a command the options of RUN_OPTIONS; it receives them as one ``run`` (RunOptions)."
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchArgs:
+    """What a batch command's --raw-csv, --resume, --part-size, --engine and --address say (BATCH_OPTIONS)."""
+
+    raw: bool = False
+    resume: bool = False
+    part_size: int = PART_SIZE
+    engine: str = "local"
+    address: str | None = None
+
+    def options(self, run: RunOptions) -> RunOptions:
+        """``run`` with the engine and its address; --address without --engine ray is refused, and a Ray run
+        without Ray installed is refused before any model loads."""
+        if self.address is not None and self.engine != "ray":
+            raise FacecliError("--address is the Ray cluster for --engine ray; add --engine ray")
+        if self.engine == "ray":
+            from facecli.engines import require_ray
+
+            require_ray()
+        return RunOptions.of(run, engine=self.engine, address=self.address)
+
+
+BATCH_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "raw_csv": (RawCsvOpt, False),
+    "resume": (ResumeOpt, False),
+    "part_size": (PartSizeOpt, PART_SIZE),
+    "engine": (EngineOpt, Engine.local),
+    "address": (AddressOpt, None),
+}
+with_batch_options = add_options(BATCH_OPTIONS, "batch", lambda kw: BatchArgs(
+    kw["raw_csv"], kw["resume"], kw["part_size"], kw["engine"], kw["address"]))
+with_batch_options.__doc__ = "Give a command the options of BATCH_OPTIONS; it receives them as one ``batch`` (BatchArgs)."
+
+
 @contextlib.contextmanager
 def progress(run: RunOptions, what: str) -> Iterator[RunOptions]:
     """A rich progress bar (on stderr) while the block runs; yields ``run`` reporting to it."""
@@ -203,17 +243,6 @@ def progress_callbacks(what: str):
                    console=console(), transient=False)
     task = bar.add_task(what, total=0)
     return bar, (lambda n: bar.update(task, total=n)), (lambda n: bar.advance(task, n))
-
-
-def batch_options(run: RunOptions, engine: Any, address: str | None) -> RunOptions:
-    """``run`` with a batch command's --engine and --address; --address without --engine ray is refused."""
-    if address is not None and value(engine) != "ray":
-        raise FacecliError("--address is the Ray cluster for --engine ray; add --engine ray")
-    if value(engine) == "ray":
-        from facecli.engines import require_ray
-
-        require_ray()  # before any model loads
-    return RunOptions.of(run, engine=value(engine), address=address)
 
 
 def check_out(out: Path, inputs: Any = ()) -> None:

@@ -7,23 +7,7 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli.common import (
-    ClusterPhotoOpt,
-    EvalPhotoOpt,
-    FrameOpt,
-    LinkFmrOpt,
-    LinkThresholdOpt,
-    ModelOpt,
-    RawCsvOpt,
-    SplitOpt,
-    ThresholdOpt,
-    console,
-    load,
-    print_rows,
-    progress,
-    with_run_options,
-    wrote,
-)
+from facecli.cli import common
 from facecli.options import RunOptions
 
 app = typer.Typer(help="Evaluate a model on a labelled folder and write a full report (gender, identity, cluster).",
@@ -39,27 +23,29 @@ def _evaluate(task: str, data: Path, out: Path, model: Path | None, split, thres
               run: RunOptions, **kw: object) -> None:
     from facecli import api
 
-    m = load(model, task, run, threshold=threshold)
-    with progress(run, "evaluate") as run:
+    m = common.load(model, task, run, threshold=threshold)
+    with common.progress(run, "evaluate") as run:
         res = getattr(api, f"evaluate_{task}")(data, m, split=None if split is None else split.value,
                                                threshold=threshold, options=run, **kw)
     res.save(out, raw=raw_csv)
     SHOW[task](res, data, m)
-    wrote(out, " (report)")
+    common.wrote(out, " (report)")
 
 
-@with_run_options
-def _gender(data: DataArg, out: ReportDir = Path("eval-gender"), model: ModelOpt = None, split: SplitOpt = None,
-            threshold: ThresholdOpt = None, frame: FrameOpt = True, raw_csv: RawCsvOpt = False, *,
+@common.with_run_options
+def _gender(data: DataArg, out: ReportDir = Path("eval-gender"), model: common.ModelOpt = None,
+            split: common.SplitOpt = None,
+            threshold: common.ThresholdOpt = None, frame: common.FrameOpt = True, raw_csv: common.RawCsvOpt = False, *,
             run: RunOptions) -> None:
     """Evaluate a gender model: accuracy, precision, recall, F1, balanced accuracy, confusion matrix, plots
     (predictions.csv, metrics.json)."""
     _evaluate("gender", data, out, model, split, threshold, raw_csv, run, frame=frame)
 
 
-@with_run_options
-def _identity(data: DataArg, out: ReportDir = Path("eval-identity"), model: ModelOpt = None, split: SplitOpt = None,
-              threshold: ThresholdOpt = None, photo: EvalPhotoOpt = True, raw_csv: RawCsvOpt = False, *,
+@common.with_run_options
+def _identity(data: DataArg, out: ReportDir = Path("eval-identity"), model: common.ModelOpt = None,
+              split: common.SplitOpt = None,
+              threshold: common.ThresholdOpt = None, photo: common.EvalPhotoOpt = True, raw_csv: common.RawCsvOpt = False, *,
               run: RunOptions) -> None:
     """FACECOM protocol (gallery = clean, probes = distorted) and cross-photo protocol, full report."""
     _evaluate("identity", data, out, model, split, threshold, raw_csv, run, photo=photo)
@@ -69,14 +55,14 @@ def _show_gender(res, data: Path, m) -> None:
     from facecli.summary import gender_title
 
     metrics = res.metrics
-    print_rows(gender_title(metrics, f"{metrics['data']} with {m.path.name}"), res.summary_rows())
-    c = console()
+    common.print_rows(gender_title(metrics, f"{metrics['data']} with {m.path.name}"), res.summary_rows())
+    c = common.console()
     per = metrics.get("per_class") or {}
     rows = [(f"{label} precision / recall / F1 (n)", f"{r['precision']:.4f} / {r['recall']:.4f} / {r['f1-score']:.4f} "
              f"({int(r['support'])})") for label, r in per.items() if isinstance(r, dict) and "support" in r
             and label not in ("macro avg", "weighted avg", "micro avg")]
     if rows:
-        print_rows("per class", rows)
+        common.print_rows("per class", rows)
     cm = metrics["confusion_matrix"]
     c.print(f"confusion matrix (rows true, cols predicted) male: {cm[0]}  female: {cm[1]}")
     if metrics.get("failed"):
@@ -86,7 +72,7 @@ def _show_gender(res, data: Path, m) -> None:
 def _show_identity(res, data: Path, m) -> None:
     from facecli.report import print_identity_report
 
-    c = console()
+    c = common.console()
     for name, r in res.results.items():
         print_identity_report(c, r, f"{name} protocol on {data}")
     if "cross_photo" not in res.results:
@@ -98,23 +84,24 @@ app.command("gender")(_gender)
 app.command("identity")(_identity)
 
 
-@with_run_options
-def _cluster(data: DataArg, out: ReportDir = Path("eval-cluster"), model: ModelOpt = None, split: SplitOpt = None,
-             threshold: LinkThresholdOpt = None, fmr: LinkFmrOpt = None, photo: ClusterPhotoOpt = True,
+@common.with_run_options
+def _cluster(data: DataArg, out: ReportDir = Path("eval-cluster"), model: common.ModelOpt = None,
+             split: common.SplitOpt = None,
+             threshold: common.LinkThresholdOpt = None, fmr: common.LinkFmrOpt = None, photo: common.ClusterPhotoOpt = True,
              exclude: Annotated[list[str] | None, typer.Option(help=(
                  "Leave out a distortion kind (repeat for several), e.g. --exclude sunny."))] = None,
-             raw_csv: RawCsvOpt = False, *, run: RunOptions) -> None:
+             raw_csv: common.RawCsvOpt = False, *, run: RunOptions) -> None:
     """Cluster every image of an identity-layout folder as 'facecli cluster' does and score it: BCubed and
     pairwise precision, recall and F, clusters against people, per distortion kind."""
     from facecli import api
 
-    m = load(model, "identity", run, threshold=threshold)
-    with progress(run, "evaluate") as run:
+    m = common.load(model, "identity", run, threshold=threshold)
+    with common.progress(run, "evaluate") as run:
         res = api.evaluate_cluster(data, m, split=None if split is None else split.value, threshold=threshold,
                                    fmr=fmr, photo=photo, exclude=exclude or (), options=run)
     res.save(out, raw=raw_csv)
-    print_rows(f"cluster evaluation on {res.metrics['data']} with {m.path.name}", res.summary_rows())
-    wrote(out, " (report)")
+    common.print_rows(f"cluster evaluation on {res.metrics['data']} with {m.path.name}", res.summary_rows())
+    common.wrote(out, " (report)")
 
 
 app.command("cluster")(_cluster)
