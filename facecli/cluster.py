@@ -39,8 +39,9 @@ from facecli.resolve import resolve_model as _model
 
 CLUSTER_FMR = 1e-3  # default per-comparison false-match rate of the linkage threshold. On the held-out people of
 # facecli's split (175 people, 521 clean photos and their six non-sunny copies), with the weight-averaged face model,
-# BCubed F was 0.955 / 0.973 / 0.968 / 0.955 at 7e-4 / 1e-3 / 1.5e-3 / 2e-3, with 185 / 175 / 164 / 157 clusters: 1e-3
-# has the best F and the count of clusters nearest the people (the distilled model's choice was 1.5e-3)
+# BCubed F was 0.9703 / 0.9700 / 0.9688 / 0.9685 / 0.9668 / 0.9508 at 7e-4 / 8e-4 / 9e-4 / 1e-3 / 1.5e-3 / 2e-3, with
+# 188 / 183 / 181 / 177 / 169 / 160 clusters: 1e-3 is the rate whose count of clusters is nearest the people at an
+# F within 0.002 of the best (the distilled model before issue 26 took 1.5e-3)
 CLUSTER_COLUMNS = ["path", "face", "cluster", "name", "cluster_size", "confidence", "evidence", "face_status",
                    "restored", "box", "error"]
 HIDDEN = ("_vec", "_pvec", "_thumb", "_pthumb", "_usable")  # per-row arrays a part keeps beside its rows
