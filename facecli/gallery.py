@@ -129,6 +129,7 @@ class Gallery:
     meta: dict[str, Any] = field(default_factory=dict)
     _index: Any = field(default=None, repr=False)
     photos: PhotoSet | None = None
+    folder: Path | None = field(default=None, repr=False)  # where it was read from (None: built in memory)
 
     # ---- construction
     @classmethod
@@ -292,7 +293,9 @@ class Gallery:
     def load(cls, folder: str | os.PathLike[str]) -> Gallery:
         """Read a gallery folder without waiting for writers (the last version written); FacecliError when it is
         missing, not a gallery, or corrupt (every field, size, checksum and shape is checked first)."""
-        return cls._read(_folder(folder))
+        g = cls._read(_folder(folder))
+        g.folder = _folder(folder)
+        return g
 
     @classmethod
     def update(cls, folder: str | os.PathLike[str], change: Callable[[Gallery], Any],
@@ -345,8 +348,9 @@ class Gallery:
         same model here."""
         want = self.meta.get("model", {}).get("sha256")
         if not embeds_alike(self.meta.get("model", {}), sha256, same_weights):
-            how = ("'facecli gallery rebuild -g <folder>' (it re-reads the folders it was built from)"
-                   if recorded_sources(self.meta) else "'facecli gallery build ROOT -g <folder> --replace'")
+            where = self.folder or "<folder>"
+            how = (f"'facecli gallery rebuild -g {where}' (it re-reads the folders it was built from)"
+                   if recorded_sources(self.meta) else f"'facecli gallery build ROOT -g {where} --replace'")
             raise FacecliError(
                 f"gallery was built with another model ({self.meta.get('model', {}).get('path')}, "
                 f"sha256 {str(want)[:12]}...) than {path} (sha256 {sha256[:12]}...), whose embeddings differ "

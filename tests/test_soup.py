@@ -89,7 +89,7 @@ def test_a_new_model_version_refuses_old_galleries_until_gallery_rebuild(identit
     assert [s["root"] for s in before.meta["sources"]] == [str((identity_data / d).resolve()) for d in ("train", "val")]
 
     probe = identity_data / "val" / "visitor_00" / "visitor_00_0001.jpg"
-    with pytest.raises(FacecliError, match="gallery rebuild"):
+    with pytest.raises(FacecliError, match=f"gallery rebuild -g {g}"):
         facecli.match_probes([probe], g, new_model)
     res = cli("gallery", "rebuild", "-g", g, "--model", new_model)
     assert res.code == 0, res.err
