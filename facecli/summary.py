@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from facecli.gallery import recorded_sources
 from facecli.restore import RESTORE_OFF, UNTOUCHED
 
 Rows = list[tuple[str, Any]]
@@ -103,7 +104,8 @@ def gallery_info_rows(gallery: Any, decision: Rows = ()) -> Rows:
             *[(f"match default: {k}", v) for k, v in decision], ("model", model.get("path")),
             ("model sha256", str(model.get("sha256"))[:16]), ("backbone", model.get("backbone")),
             ("input size", model.get("preprocessing", {}).get("size")), ("created", meta.get("created")),
-            ("updated", meta.get("updated")), ("built from", meta.get("source"))]
+            ("updated", meta.get("updated")), ("built from", meta.get("source")),
+            ("folders gallery rebuild re-reads", "; ".join(s["root"] for s in recorded_sources(meta)) or None)]
 
 
 def gender_rows(m: dict[str, Any]) -> Rows:

@@ -86,7 +86,11 @@ def test_a_new_model_version_refuses_old_galleries_until_gallery_rebuild(identit
     facecli.build_gallery(identity_data / "train", old_model, out=g, photo=False)
     facecli.add_to_gallery(g, identity_data / "val", old_model)
     before = facecli.load_gallery(g)
-    assert [s["root"] for s in before.meta["sources"]] == [str((identity_data / d).resolve()) for d in ("train", "val")]
+    roots = [str((identity_data / d).resolve()) for d in ("train", "val")]
+    assert [s["root"] for s in before.meta["sources"]] == roots
+    from facecli.summary import gallery_info_rows
+
+    assert dict(gallery_info_rows(before, []))["folders gallery rebuild re-reads"] == "; ".join(roots)
 
     probe = identity_data / "val" / "visitor_00" / "visitor_00_0001.jpg"
     with pytest.raises(FacecliError, match=f"gallery rebuild -g {g}"):
