@@ -26,3 +26,19 @@ def test_recipe_help_lists_its_options_with_defaults(name, monkeypatch, capsys):
     text = capsys.readouterr().out
     options = [ln.split()[0] for ln in text.splitlines() if ln.strip().startswith("--") and ln.split()[0] != "--help"]
     assert options and "default" in text, text
+
+
+@pytest.mark.train
+def test_a_recipe_refuses_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
+    """Bad input to a recipe (here a missing or broken model file) ends it with one ``error:`` line and a
+    non-zero status, not a traceback."""
+    from facecli.training import soup
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    for path, says in ((tmp_path / "missing.onnx", "cannot read"), (broken, "is not an ONNX model")):
+        monkeypatch.setattr(sys, "argv", ["soup", str(path), "--out", str(tmp_path / "out.onnx")])
+        with pytest.raises(SystemExit) as done:
+            soup.main()
+        assert str(done.value).startswith("error: ") and says in str(done.value) and "\n" not in str(done.value)
+    assert not (tmp_path / "out.onnx").exists()

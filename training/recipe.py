@@ -25,6 +25,7 @@ from facecli.training.run_dir import WEIGHTS, write_config
 from rich.console import Console
 
 from facecli.card import ModelCard
+from facecli.errors import FacecliError
 from facecli.face.preprocess import Preprocessing
 
 
@@ -119,5 +120,10 @@ def options_parser(options: type, doc: str | None) -> argparse.ArgumentParser:
 
 def recipe_main(options: type, job: Callable[[Any], Any], doc: str | None,
                 argv: Sequence[str] | None = None) -> Any:
-    """Parse the command line into ``options`` (a dataclass) and run ``job`` on it; returns what it returns."""
-    return job(options(**vars(options_parser(options, doc).parse_args(argv))))
+    """Parse the command line into ``options`` (a dataclass) and run ``job`` on it; returns what it returns. A
+    :class:`FacecliError` (bad input) ends the run with its one line on stderr and exit status 1."""
+    args = options(**vars(options_parser(options, doc).parse_args(argv)))
+    try:
+        return job(args)
+    except FacecliError as exc:
+        raise SystemExit(f"error: {exc}") from None

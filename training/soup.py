@@ -55,6 +55,20 @@ def main() -> None:
     recipe_main(SoupOptions, soup, __doc__)
 
 
+def _read_onnx(path: Path) -> tuple[bytes, Any]:
+    """The bytes and the parsed ONNX model of ``path``; FacecliError for a missing or unreadable file."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        raw = Path(path).read_bytes()
+        return raw, onnx.load_from_string(raw)
+    except OSError as exc:
+        raise FacecliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except DecodeError:
+        raise FacecliError(f"{path} is not an ONNX model") from None
+
+
 def _card(proto: Any) -> dict[str, Any]:
     import json
 
@@ -109,15 +123,12 @@ def soup(args: SoupOptions) -> dict[str, Any]:
     """Write ``args.out``: the weight average of ``args.tuned`` and its starting weights (module docstring)."""
     import json
 
-    import onnx
 
-    raw = args.tuned.read_bytes()
-    tuned = onnx.load_from_string(raw)
+    raw, tuned = _read_onnx(args.tuned)
     card = _card(tuned)
     with tempfile.TemporaryDirectory() as tmp:
-        start_path = args.start or export_released(card, Path(tmp) / "start.onnx")
-        start_raw = Path(start_path).read_bytes()
-    mixed = average_weights(tuned, onnx.load_from_string(start_raw), args.weight)
+        start_raw, start = _read_onnx(args.start or export_released(card, Path(tmp) / "start.onnx"))
+    mixed = average_weights(tuned, start, args.weight)
     start_name = (f"{args.start} (sha256 {hashlib.sha256(start_raw).hexdigest()[:12]})" if args.start
                   else f"the released weights of {card['backbone']} (the starting weights)")
     described = (f"{args.weight:g} x {args.tuned.name} (sha256 {hashlib.sha256(raw).hexdigest()[:12]}) + "
