@@ -292,7 +292,7 @@ def rebuild_gallery(gallery: str | os.PathLike, model: ModelArg = None, *, lock_
     check_lock_timeout(lock_timeout)
     g = Gallery.load(gallery)
     m = _model(model, "identity", opts)
-    return _rebuild(m, Path(gallery), opts, photo_model=photo_model_for(None, options=opts) if g.photos else None,
+    return _rebuild(m, g, Path(gallery), opts, photo_model=photo_model_for(None, options=opts) if g.photos else None,
                     lock_timeout=lock_timeout)
 
 

@@ -238,14 +238,13 @@ def add_to_gallery(model: OnnxModel, gallery_dir: Path, root: Path, run: RunOpti
     return GalleryBuild(saved, report, added, replaced, default_decision(model, saved))
 
 
-def rebuild_gallery(model: OnnxModel, gallery_dir: Path, run: RunOptions, *, photo_model: OnnxModel | None = None,
-                    lock_timeout: float = LOCK_TIMEOUT) -> GalleryBuild:
+def rebuild_gallery(model: OnnxModel, current: Gallery, gallery_dir: Path, run: RunOptions, *,
+                    photo_model: OnnxModel | None = None, lock_timeout: float = LOCK_TIMEOUT) -> GalleryBuild:
     """Embed again, with ``model``, the folders the gallery in ``gallery_dir`` was built and added from (as it
     recorded them, in order: a later folder's identities replace an earlier one's), in the gallery's own mode,
     and save the result there as one new version. For a new model version, whose embeddings differ: the
     gallery's threshold becomes ``model``'s own (a threshold calibrated for the old model does not carry over).
-    A gallery with photo evidence needs its ``photo_model``."""
-    current = Gallery.load(gallery_dir)
+    ``current`` is that gallery as read; one with photo evidence needs its ``photo_model``."""
     sources = recorded_sources(current.meta)
     if not sources:
         raise FacecliError(f"gallery {gallery_dir} does not record the folders it was built from: build it again "
