@@ -129,6 +129,7 @@ class Gallery:
     meta: dict[str, Any] = field(default_factory=dict)
     _index: Any = field(default=None, repr=False)
     photos: PhotoSet | None = None
+    _by_identity: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
     folder: Path | None = field(default=None, repr=False)  # where it was read from (None: built in memory)
 
     # ---- construction
@@ -204,7 +205,7 @@ class Gallery:
         self.vectors = np.concatenate([self.vectors[keep], normalise(vectors)])
         self.meta["image_counts"].update(image_counts)
         self.meta["updated"] = _now()
-        self._index = None
+        self._index = self._by_identity = None
         return len(new - existing), len(new & existing)
 
     # ---- search
@@ -242,6 +243,21 @@ class Gallery:
                         break
             names.append(seen)
         return names, out
+
+    def identity_cosines(self, query: np.ndarray, identities: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of one query vector to each of ``identities`` (its best row; NaN for a name the
+        gallery does not hold)."""
+        q = normalise(np.asarray(query, np.float32).reshape(1, -1))[0]
+        if self._by_identity is None:
+            groups: dict[str, list[int]] = {}
+            for i, name in enumerate(self.rows):
+                groups.setdefault(name, []).append(i)
+            self._by_identity = {k: np.asarray(v, np.int64) for k, v in groups.items()}
+        out = np.full(len(identities), np.nan, np.float32)
+        for k, name in enumerate(identities):
+            if name in self._by_identity:
+                out[k] = float(np.max(self.vectors[self._by_identity[name]] @ q))
+        return out
 
     def similarity_matrix(self, queries: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Cosine similarity of every query to every identity (best row per identity): for metrics."""

@@ -148,6 +148,19 @@ class PhotoVote:
         return float(photo_score(self.evidence))
 
 
+@dataclass(frozen=True)
+class PhotoRanking:
+    """For a probe whose face is gone (washed out or not found) and whose copy evidence did not fire: the
+    identities of its gallery photos nearest by the photo matcher, best first. It ranks the probe's
+    identities (the face vector of a washed-out face describes the glare, not the person) and never lifts a
+    score: acceptance stays with the face score, which such a face all but loses (see
+    :data:`facecli.protocols.FACE_GONE_WEIGHT`). On held-out FACECOM sunny copies whose face was washed out
+    and whose own photo was not in the gallery (190), the nearest identity was right for 65% this way and for
+    0.5% by the face; of the 19 FACECOM-protocol copies whose evidence did not fire, for 15 against 0."""
+
+    identities: tuple[str, ...]
+
+
 # ------------------------------------------------------------------ with a photo matcher and a gallery
 
 PHOTO_MODEL_FILE = "identity_facecom.onnx"  # the shipped photo matcher (models/)
@@ -215,8 +228,9 @@ class PhotoEvidence:
         self.stage = PhotoStage(model, plain=False)
         self.inputs = self.stage.view
 
-    def votes(self, crops: list[Any], outputs: np.ndarray) -> dict[int, PhotoVote]:
-        """Photo votes (input index -> vote) of the batch's probes that need one and whose evidence fires."""
+    def votes(self, crops: list[Any], outputs: np.ndarray) -> dict[int, PhotoVote | PhotoRanking]:
+        """Photo votes (input index -> vote) of the batch's probes that need one and whose evidence fires, and
+        the photo rankings of those whose face is gone and whose evidence does not (:func:`vote`)."""
         firsts = [(c, v) for c, v in zip(crops, outputs, strict=True) if c.extra is not None]
         if not firsts:
             return {}
@@ -225,7 +239,9 @@ class PhotoEvidence:
         views = [c.extra for c, _ in firsts]
         need, cands = photo_candidates(self.photos, names, best, [c.face_status for c, _ in firsts], views,
                                        lambda ks: self.stage.embed([views[k] for k in ks]))
-        found = vote(self.photos, cands, [views[k].probe for k in need], [views[k].usable for k in need])
+        statuses = [c.face_status for c, _ in firsts]
+        found = vote(self.photos, cands, [views[k].probe for k in need], [views[k].usable for k in need],
+                     [face_gone(statuses[k]) for k in need])
         return {firsts[k][0].index: v for k, v in zip(need, found, strict=True) if v is not None}
 
 
@@ -238,8 +254,7 @@ def photo_candidates(photos: Any, names: Sequence[Sequence[str]], best: Sequence
     ``usable`` mask. Returns (probe indices, candidate rows), in probe order."""
     need = [k for k in range(len(best)) if needs_photo(float(best[k]), statuses[k])]
     gone = [k for k in need if not face_leads(float(best[k]), statuses[k])]
-    by_photo = dict(zip(gone, candidates_by_photo(photos, photo_vectors(gone),
-                                                  [statuses[k] in ("fallback", "not_found") for k in gone]),
+    by_photo = dict(zip(gone, candidates_by_photo(photos, photo_vectors(gone), [face_gone(statuses[k]) for k in gone]),
                         strict=True)) if gone else {}
     return need, [by_photo[k] if k in by_photo else
                   candidates_by_face(photos, names[k], views[k].probe, views[k].usable) for k in need]
@@ -250,7 +265,7 @@ def face_leads(face_score: float, face_status: str) -> bool:
     out, "fallback", nor missing, "not_found") and its best score reaches :data:`FACE_LEADS`. Then only its
     face-nearest identities' photos are candidates (:func:`candidates_by_face`); else the photo matcher finds
     them (:func:`candidates_by_photo`)."""
-    return face_status not in ("fallback", "not_found") and face_score >= FACE_LEADS
+    return not face_gone(face_status) and face_score >= FACE_LEADS
 
 
 def candidates_by_face(photos: Any, identities: Sequence[str], thumb: np.ndarray, usable: np.ndarray,
@@ -293,18 +308,28 @@ def coarse_order(thumb: np.ndarray, usable: np.ndarray, candidates: np.ndarray) 
 
 
 def vote(photos: Any, candidates: Sequence[np.ndarray], thumbs: Sequence[np.ndarray],
-         usables: Sequence[np.ndarray]) -> list[PhotoVote | None]:
+         usables: Sequence[np.ndarray], gone: Sequence[bool] | None = None) -> list[PhotoVote | PhotoRanking | None]:
     """Photo votes of probes (their candidate gallery photo rows, thumbnails and usable masks) against the
-    gallery ``photos``: the candidate whose copy evidence is highest, when it reaches :data:`FIRE`."""
-    out: list[PhotoVote | None] = []
-    for rows, thumb, usable in zip(candidates, thumbs, usables, strict=True):
+    gallery ``photos``: the candidate whose copy evidence is highest, when it reaches :data:`FIRE`. Where none
+    does and the probe's face is gone (``gone``, :func:`face_gone`: washed out or not found; its candidates are then the
+    photo matcher's nearest, best first), a :class:`PhotoRanking` of their identities."""
+    out: list[PhotoVote | PhotoRanking | None] = []
+    for rows, thumb, usable, g in zip(candidates, thumbs, usables, gone or [False] * len(candidates), strict=True):
         if not len(rows):
             out.append(None)
             continue
         ev = copy_evidence(thumb, usable, photos.thumbnails[rows], FIRE)
         j = int(np.argmax(ev))
-        out.append(PhotoVote(int(rows[j]), photos.rows[int(rows[j])], float(ev[j])) if ev[j] >= FIRE else None)
+        if ev[j] >= FIRE:
+            out.append(PhotoVote(int(rows[j]), photos.rows[int(rows[j])], float(ev[j])))
+        else:
+            out.append(PhotoRanking(tuple(dict.fromkeys(photos.rows[int(r)] for r in rows))) if g else None)
     return out
+
+
+def face_gone(face_status: str) -> bool:
+    """Whether a probe has no face evidence worth ranking by: washed out ("fallback") or not found."""
+    return face_status in ("fallback", "not_found")
 
 
 def needs_photo(face_score: float, face_status: str) -> bool:
@@ -312,4 +337,4 @@ def needs_photo(face_score: float, face_status: str) -> bool:
     face score is under :data:`FACE_SURE`. (Under the match's threshold alone would not do: a face the
     threshold accepts can still be the wrong person, whose photo evidence names the right one; on held-out
     FACECOM-protocol probes 1 of 3,647.)"""
-    return face_status in ("fallback", "not_found") or not (face_score >= FACE_SURE)
+    return face_gone(face_status) or not (face_score >= FACE_SURE)

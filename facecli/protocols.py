@@ -17,6 +17,7 @@ import pandas as pd
 from facecli.gallery import Gallery, build_templates
 from facecli.metrics import identification_metrics, verification_metrics
 from facecli.metrics import top_k as top_k_rows
+from facecli.photo import PhotoRanking
 from facecli.scan import IdentityImage
 
 MAX_IMPOSTOR_PAIRS = 5_000_000
@@ -53,13 +54,15 @@ class Evidence:
     face_gone: Sequence[bool] | None = None
     no_face: Sequence[bool] | None = None
 
-    def face_scores(self, cos: np.ndarray) -> np.ndarray:
-        """Face similarities on the score scale, washed-out faces discounted, probes without a face all but
-        silenced (their ranking kept)."""
+    def face_scores(self, cos: np.ndarray, probes: Sequence[int] | None = None) -> np.ndarray:
+        """Face similarities (one row per probe; ``probes``: which probes the rows are, default all) on the
+        score scale, washed-out faces discounted, probes without a face all but silenced (their ranking kept)."""
         s = np.asarray(self.scale(cos) if self.scale is not None else cos, dtype=np.float32)
         for flags, weight in ((self.face_gone, FACE_GONE_WEIGHT), (self.no_face, NO_FACE_WEIGHT)):
             if flags is not None and len(s):
                 rows = np.asarray(flags, bool)
+                if probes is not None:
+                    rows = rows[np.asarray(probes, np.int64)]
                 s = np.where(rows[:, None], s * weight, s).astype(np.float32)
         return s
 
@@ -159,7 +162,14 @@ def rank(gallery: Gallery, probes: np.ndarray, top_k: int, exact: bool, evidence
         sims = ev.face_scores(cos)
         decided = []
         for i in range(len(names)):
-            names[i], sims[i], how = fuse(names[i], sims[i], ev.vote(i), threshold)
+            v = ev.vote(i)
+            if isinstance(v, PhotoRanking):
+                first = names[i][:1]
+                names[i], sims[i] = by_photo(names[i], sims[i], v, lambda ids, i=i: ev.face_scores(
+                    gallery.identity_cosines(probes[i], ids)[None], [i])[0])
+                decided.append(PHOTO_NEAREST if names[i][:1] != first else "face")
+                continue
+            names[i], sims[i], how = fuse(names[i], sims[i], v, threshold)
             decided.append(how)
         return names, sims, None, decided
     col_names, full = gallery.similarity_matrix(probes)
@@ -167,14 +177,45 @@ def rank(gallery: Gallery, probes: np.ndarray, top_k: int, exact: bool, evidence
     col = {n: j for j, n in enumerate(col_names)}
     face_top = full.argmax(axis=1)
     decided = ["face"] * len(probes)
+    ranked: dict[int, PhotoRanking] = {}
     for i in range(len(probes)):
         v = ev.vote(i)
-        if v is not None and v.identity in col:
+        if isinstance(v, PhotoRanking):
+            ranked[i] = v
+        elif v is not None and v.identity in col:
             j = col[v.identity]
             decided[i] = "both" if face_top[i] == j and full[i, j] >= threshold else "photo"
             full[i, j] = max(full[i, j], v.score)
     idx, sims = top_k_rows(full, top_k)
-    return [[col_names[j] for j in row] for row in idx], sims, (col_names, full), decided
+    names = [[col_names[j] for j in row] for row in idx]
+    for i, v in ranked.items():
+        first = names[i][:1]
+        names[i], sims[i] = by_photo(names[i], sims[i], v,
+                                     lambda ids, i=i: np.array([full[i, col[n]] for n in ids], np.float32))
+        decided[i] = PHOTO_NEAREST if names[i][:1] != first else "face"
+    return names, sims, (col_names, full), decided
+
+
+PHOTO_NEAREST = "photo_nearest"  # evidence of a probe whose face is gone and whose nearest identity the photo matcher
+# named (a PhotoRanking that changed the face's first identity)
+
+
+def by_photo(names: list[str], sims: np.ndarray, ranking: PhotoRanking,
+             scores_of: Callable[[list[str]], np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """One probe's identities ranked by the photo matcher (``ranking``, those in the gallery), then by the face
+    (``names``, the rest), ``len(sims)`` of them, each with its own face score (``scores_of(identities)`` for
+    those the face did not rank). Scores are not lifted, so they need not fall along the list."""
+    k = len(sims)
+    face = {n: float(v) for n, v in zip(names, sims, strict=False)}
+    order = list(dict.fromkeys([*ranking.identities, *names]))
+    missing = [n for n in order[:k] if n not in face]
+    if missing:
+        got = scores_of(missing)
+        face.update({n: float(v) for n, v, in zip(missing, got, strict=True) if np.isfinite(v)})
+    order = [n for n in order if n in face][:k]
+    out = np.full(k, np.nan, np.float32)
+    out[: len(order)] = [face[n] for n in order]
+    return order, out
 
 
 def fuse(names: list[str], sims: np.ndarray, vote: Any, threshold: float) -> tuple[list[str], np.ndarray, str]:
@@ -286,7 +327,7 @@ def run_protocol(
     or None when the protocol has no gallery or no probe in this data.
     """
     from facecli.gallery import PhotoSet
-    from facecli.photo import FACE_IDENTITIES, PhotoView, photo_candidates, vote
+    from facecli.photo import FACE_IDENTITIES, PhotoView, face_gone, photo_candidates, vote
 
     gal, probes = SPLITS[protocol](items)
     gal = [i for i in gal if ok[i]]
@@ -306,7 +347,8 @@ def run_protocol(
         views = [PhotoView(None, None, photo.probe_thumbs[i], photo.usable[i]) for i in probes]
         need, cands = photo_candidates(photos, names, best, status, views,
                                        lambda ks: photo.vectors[[probes[k] for k in ks]])
-        found = vote(photos, cands, [views[k].probe for k in need], [views[k].usable for k in need])
+        found = vote(photos, cands, [views[k].probe for k in need], [views[k].usable for k in need],
+                     [face_gone(status[k]) for k in need])
         votes = [None] * len(probes)
         for k, v in zip(need, found, strict=True):
             votes[k] = v

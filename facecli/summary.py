@@ -65,8 +65,16 @@ def match_rows(table: pd.DataFrame, decision: Rows, gallery_evidence: str = "fac
     return [("probes", len(table)), ("accepted", int(accepted.sum())), ("unknown", int((~accepted).sum())),
             *[(f"accepted on {k} evidence", int(decided.get(k, 0))) for k in ("face", "photo", "both")
               if decided.get(k, 0)],
+            *photo_nearest_rows(ok),
             *face_status_rows(ok), *restored_rows(ok),
             ("files that failed", failed_inputs(table)), ("gallery evidence", gallery_evidence), *decision]
+
+
+def photo_nearest_rows(ok: pd.DataFrame) -> Rows:
+    """How many probes whose face is gone were named by their nearest gallery photos (evidence
+    ``photo_nearest``), when any were."""
+    n = int((ok["evidence"] == "photo_nearest").sum()) if "evidence" in ok else 0
+    return [("faces gone, named by the nearest gallery photo", n)] if n else []
 
 
 def streamed_rows(done: Any) -> Rows:

@@ -12,8 +12,9 @@ from skimage import data
 
 import facecli
 from facecli.card import ScoreScale
-from facecli.photo import FIRE, PhotoVote, copy_evidence, probe_thumbnail, thumbnail
-from facecli.protocols import fuse
+from facecli.gallery import PhotoSet
+from facecli.photo import FIRE, PhotoRanking, PhotoVote, copy_evidence, probe_thumbnail, thumbnail, vote
+from facecli.protocols import Evidence, fuse, in_memory_gallery, rank
 from tests.conftest import write
 
 PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "rocket": data.rocket,
@@ -153,3 +154,34 @@ def test_no_photo_evidence_when_the_glare_leaves_almost_nothing():
     washed[8:-8, 8:-8] = 255
     thumb, usable = probe_thumbnail(washed)
     assert copy_evidence(thumb, usable, np.stack([thumbnail(img), thumbnail(bgr("coffee"))])).max() == 0.0
+
+
+def test_a_washed_out_face_without_copy_evidence_is_ranked_by_its_nearest_photos():
+    """Nothing fires (the probe's own photo is not in the gallery): a probe whose face is gone gets its
+    candidates' identities, in the photo matcher's order, and a probe whose face was found gets nothing."""
+    names = list(PHOTOS)
+    photos = PhotoSet(names, np.eye(len(names), 8, dtype=np.float32), np.stack([thumbnail(bgr(n)) for n in names]), {})
+    thumb, usable = probe_thumbnail(glare(bgr("astronaut")))
+    cands = [np.array([3, 1, 3, 2])]  # not the astronaut's photo (row 0): no copy of it among them
+    gone, found = vote(photos, cands, [thumb], [usable], [True]), vote(photos, cands, [thumb], [usable], [False])
+    assert gone == [PhotoRanking(("rocket", "coffee", "chelsea"))] and found == [None]
+    assert vote(photos, [np.array([1, 0])], [thumb], [usable], [True])[0].identity == "astronaut"  # a copy fires
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_photo_ranking_names_the_nearest_but_never_lifts_a_score(exact):
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((4, 16)).astype(np.float32)
+    gallery = in_memory_gallery(vecs, ["ann", "bob", "cy", "dee"])
+    probes = np.stack([vecs[0] + 0.1 * rng.standard_normal(16), vecs[1] + 0.1 * rng.standard_normal(16),
+                       vecs[2] + 0.1 * rng.standard_normal(16)]).astype(np.float32)
+    plain = rank(gallery, probes, 3, exact, Evidence(face_gone=[True, True, False]), threshold=0.5)
+    ranking = [PhotoRanking(("dee", "cy")), PhotoRanking(("bob",)), None]
+    ev = Evidence(votes=ranking, face_gone=[True, True, False])
+    names, sims, _, decided = rank(gallery, probes, 3, exact, ev, threshold=0.5)
+    assert plain[0][0][0] == "ann" and names[0] == ["dee", "cy", "ann"] and decided[0] == "photo_nearest"
+    own = dict(zip(*[gallery.identities, ev.face_scores(gallery.similarity_matrix(probes[:1])[1], [0])[0]], strict=True))
+    assert sims[0] == pytest.approx([own["dee"], own["cy"], own["ann"]], abs=1e-5)  # each its own face score
+    assert sims[0][0] < plain[1][0][0]  # so a washed-out face is no more accepted than before
+    assert names[1] == plain[0][1] and decided[1] == "face"  # the photo agrees with the face: nothing changes
+    assert names[2] == plain[0][2] and decided[2] == "face"  # no ranking: the face decides
