@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import facecli
-from facecli.cluster import Grouping, group
+from facecli.cluster import Grouping, PhotoData, group
 from facecli.clustering import average_linkage
 from facecli.decision import Decision
 from facecli.metrics import clustering_metrics
@@ -110,6 +110,36 @@ def test_group_numbers_names_singletons_and_washed_out_faces():
     assert sizes[-2] == 1 and out["name"].iat[-2] == "singleton" and out["evidence"].iat[-2] == ""
     # a washed-out face never links on its (glare) embedding: alone, though its vector equals a member's
     assert out["cluster_size"].iat[-1] == 1 and out["cluster"].iat[-1] == 5 and out["evidence"].iat[-1] == ""
+
+
+def test_a_copy_whose_face_drifted_rejoins_its_photo_and_look_alike_photos_stay_apart():
+    """Three photos of one person and their degraded copies; one copy's face vector drifted away (fog). Photo
+    evidence (the copy's thumbnail is its photo's, degraded) moves it back; another person's photo whose
+    photo-matcher vector is nearest but whose pixels differ is not moved."""
+    from skimage import data
+
+    x, _ = people(2, 6, spread=0.05)  # person 0: rows 0-5, person 1: rows 6-12
+    drifted = np.roll(x[0], 3)[None]
+    x2 = np.concatenate([x, drifted / np.linalg.norm(drifted)]).astype(np.float32)
+    n = len(x2)
+    scenes = [data.camera(), data.moon(), data.coins(), data.text()]
+    thumbs = np.stack([cv2.resize(scenes[0 if i < 6 else 1], (64, 64)) for i in range(len(x))]
+                      + [cv2.GaussianBlur(cv2.resize(scenes[0], (64, 64)), (0, 0), 1.2)])  # a copy of row 0
+    pvec = np.zeros((n, 8), np.float16)
+    pvec[:, 0] = 1
+    pvec[:6, 1], pvec[6:-1, 2], pvec[-1, 1] = 1, 1, 1  # the copy looks like person 0's photos to the matcher
+    photo = PhotoData(np.ones(n, bool), pvec, np.zeros(0, np.int64), np.zeros((0, 64, 64), np.uint8),
+                      np.zeros((0, 64, 64), bool), lambda rows: thumbs[rows])
+    how = Grouping(Decision(0.8, "given"), 0.8)
+    alone = group(face_table(np.arange(n)), x2, None, how)
+    joined = group(face_table(np.arange(n)), x2, photo, how)
+    assert alone["cluster_size"].iat[-1] == 1  # by face alone the drifted copy is a singleton
+    assert joined["cluster"].iat[-1] == joined["cluster"].iat[0] and joined["evidence"].iat[-1] == "photo"
+    assert joined["confidence"].iat[-1] >= 0.99  # the photo score of a copy
+    assert joined["cluster"].iloc[6:-1].nunique() == 1 and joined["cluster"].iat[6] != joined["cluster"].iat[0]
+    # a copy of someone else's photo (pixels of person 1's scene) stays where its face put it
+    thumbs[-1] = cv2.resize(scenes[1], (64, 64))
+    assert group(face_table(np.arange(n)), x2, photo, how)["cluster_size"].iat[-1] == 1
 
 
 def test_a_gallery_names_the_clusters_it_recognises_and_no_cluster_gets_two_names():
