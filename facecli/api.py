@@ -485,11 +485,12 @@ def cluster_faces(images: Images, model: ModelArg = None, *, threshold: float | 
 
     ``.table`` has one row per face: path, face, cluster (1 = largest; singletons last), name (person_0001,
     ..., "singleton", or a gallery identity), cluster_size, confidence (the face's average score against the
-    rest of its cluster), evidence (face, or photo for a washed-out copy joined to its source photo),
+    rest of its cluster), evidence (face, or photo for a degraded copy joined to its source photo's cluster),
     face_status, restored, box, error. Faces link when their clusters' average score reaches the threshold:
     ``threshold`` (a raw score), else ``fmr`` (false-match rate of one comparison through the model's curve,
     default :data:`facecli.cluster.CLUSTER_FMR`). ``gallery`` names clusters whose faces it recognises (at
-    ``fpir``, as ``match`` decides). ``photo`` (default) joins washed-out faces to the photos they are copies of.
+    ``fpir``, as ``match`` decides). ``photo`` (default) joins washed-out faces to the photos they are copies of
+    and keeps a photo's degraded copies in one cluster.
 
     With ``out`` and ``images`` given as paths the embedding streams in durable parts like ``classify``
     (``resume`` continues a killed run, ``engine="ray"`` runs it on Ray) and the grouping runs once at the end.
