@@ -23,9 +23,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from facecli.atomic import write_json
 from facecli.errors import FacecliError
@@ -36,9 +37,9 @@ from facecli.outputs import assemble, output_format, write_table
 PARTIAL = ".partial"
 Rows = list[tuple[str, Any]]
 # process(a part's inputs) -> (the part's rows, its summary rows)
-Process = Callable[[list[Named]], tuple[pd.DataFrame, Rows]]
+Process = Callable[[list[Named]], tuple["pd.DataFrame", Rows]]  # pandas is imported where tables are made
 # a map over (part number, the part's inputs) -> (part number, rows, summary rows), in part order (the engine)
-Mapper = Callable[[Iterable[tuple[int, list[Named]]]], Iterator[tuple[int, pd.DataFrame, Rows]]]
+Mapper = Callable[[Iterable[tuple[int, list[Named]]]], Iterator[tuple[int, "pd.DataFrame", Rows]]]
 
 
 @dataclass(frozen=True)

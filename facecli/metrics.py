@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    pass
 
 from facecli.card import GENDER_LABELS
 
@@ -202,6 +204,7 @@ def clustering_metrics(truth: Sequence[str], pred: Sequence[Any]) -> dict[str, A
     together (precision) and pairs of one person kept together (recall). Also returns the per-item BCubed
     values (``_precision``, ``_recall``) so that a caller can average them over a subset (one distortion).
     """
+    import pandas as pd
     t = pd.factorize(pd.Series(list(truth), dtype=object))[0]
     raw = pd.Series(list(pred), dtype=object)
     alone = raw.isna().to_numpy()

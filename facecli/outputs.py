@@ -14,9 +14,12 @@ import math
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from facecli.atomic import _json_default, strict_json, write_with
 from facecli.errors import FacecliError
@@ -26,6 +29,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``table`` whose text cells that would start a formula begin with ``'`` (index included)."""
+    import pandas as pd
 
     def cell(v: object) -> object:
         return "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
@@ -46,6 +50,7 @@ def restore_formulas(table: pd.DataFrame) -> pd.DataFrame:
     """Undo :func:`neutralise_formulas` on a CSV read back as text: a cell ``'=x`` is ``=x`` again (so paths open
     and a CSV reads like the JSON lines file of the same run). A name that itself began with ``'`` and a formula
     character reads back without that ``'``."""
+    import pandas as pd
 
     def cell(v: object) -> object:
         return v[1:] if isinstance(v, str) and len(v) > 1 and v[0] == "'" and v[1:].startswith(FORMULA_STARTS) else v
@@ -103,6 +108,7 @@ def require_pyarrow() -> None:
 def typed(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` as Parquet and JSON lines carry it: list columns as lists, and empty cells of number or
     true/false columns (rows of files that failed) as nulls."""
+    import pandas as pd
     out = table.copy()
     for col in out.columns:
         if col in JSON_LISTS:
@@ -172,6 +178,7 @@ def assemble(parts: list[Path], out: str | os.PathLike[str]) -> None:
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A results file written by facecli, in any of its formats (CSV cells as text, blanks as "")."""
+    import pandas as pd
     fmt = output_format(path, "file")
     if fmt == ".csv":
         table = pd.read_csv(path, keep_default_na=False, dtype=str)
@@ -191,6 +198,7 @@ def read_results_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     ``landmarks``, ``top_k``, ``top_k_similarity``) as Python lists (None where blank), the number and true/false
     columns of :data:`COLUMN_TYPES` as nullable pandas types (``<NA>`` for rows of files that failed), text as
     it was written (CSV's formula guard undone)."""
+    import pandas as pd
     fmt = output_format(path, "file")
     table = read_table(path)
     for col in table.columns:
@@ -215,6 +223,7 @@ def _as_list(v: object, col: str) -> list | None:
 
 
 def _as_type(column: pd.Series, dtype: str, text: bool) -> pd.api.extensions.ExtensionArray:
+    import pandas as pd
     if not text:
         return pd.array([None if _blank(v) else v for v in column], dtype=dtype)
     if dtype == "boolean":

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from facecli.gallery import Gallery, build_templates
 from facecli.metrics import identification_metrics, verification_metrics
@@ -89,6 +91,7 @@ def match_embeddings(
     macro-F1, DIR, FPIR, open-set accuracy), 1:1 verification metrics over probe x identity pairs, and the
     same per distortion ``kinds``.
     """
+    import pandas as pd
     scored = true_ids is not None
     ev = evidence or Evidence()
     names, sims, full, decided = rank(gallery, probes, top_k, exact=scored, evidence=ev, threshold=threshold)
@@ -134,6 +137,7 @@ def match_embeddings(
 def decision_table(names: list[list[str]], sims: np.ndarray, threshold: float) -> pd.DataFrame:
     """One row per probe: identity (the nearest, or "unknown" below ``threshold``), similarity, accepted,
     nearest, and the top-k names and similarities as JSON lists."""
+    import pandas as pd
     best = sims[:, 0] if len(names) else np.zeros(0)
     pred = [n[0] if n else "" for n in names]
     accepted = best >= threshold
@@ -257,6 +261,7 @@ def in_memory_gallery(embeddings: np.ndarray, identities: Sequence[str], thresho
     ``per_image`` (default) keeps one vector per reference photo and scores an identity by its best photo;
     otherwise one template (mean embedding) per identity.
     """
+    import pandas as pd
     if per_image:
         counts = pd.Series(list(identities)).value_counts().to_dict()
         return Gallery.create(list(identities), embeddings, counts, {}, threshold, per_image=True)

@@ -7,13 +7,16 @@ Each verb trusts what :mod:`facecli.api` resolved: the model (task checked), the
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from facecli.batch import Streamed, TableRun
 from facecli.decision import Decision
@@ -81,6 +84,7 @@ class GalleryBuild:
     @property
     def table(self) -> pd.DataFrame:
         """One row per identity in the gallery: identity, images."""
+        import pandas as pd
         counts = self.gallery.meta.get("image_counts", {})
         return pd.DataFrame({"identity": self.gallery.identities,
                              "images": [counts.get(i, 0) for i in self.gallery.identities]})
@@ -146,7 +150,7 @@ def embed_identities(model: OnnxModel, root: Path, run: RunOptions, *, include_d
     vecs = np.where(no_face[:, None], 0.0, emb.vectors[emb.ok]).astype(np.float32)
     if per_image:
         rows, vectors = ids, vecs
-        counts = pd.Series(ids).value_counts().to_dict()
+        counts = dict(Counter(ids))
     else:
         rows, vectors, cnt = build_templates(vecs, ids)
         counts = dict(zip(rows, cnt, strict=True))
@@ -395,6 +399,7 @@ def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput
     [true_identity, in_gallery, distortion], face_status, restored, error), one row per probe in input order,
     and, when ``truth`` (the probes' identities) is given, the scored result.
     """
+    import pandas as pd
     scale = model.card.score_scale
     votes: dict[int, object] = {}
     photo = None
@@ -427,6 +432,7 @@ def failure_rows(images: Sequence[ImageInput], failures: dict[int, str], root: P
                  truth: Sequence[str] | None, kinds: Sequence[str] | None,
                  name: Callable[[int], str] | None = None) -> pd.DataFrame:
     """The rows of probes that could not be read: path and error (and what the layout tells of them)."""
+    import pandas as pd
     name = name or (lambda i: input_name(images[i], i, root))
     fail = pd.DataFrame({"path": [name(i) for i in failures],
                          "error": list(failures.values())}, index=list(failures))

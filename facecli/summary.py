@@ -5,9 +5,10 @@ The CLI only renders these rows (:func:`facecli.report.metric_table`); the API r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from facecli.gallery import recorded_sources
 from facecli.restore import RESTORE_OFF, UNTOUCHED
@@ -51,6 +52,7 @@ def classify_rows(df: pd.DataFrame, n_images: int, labels: tuple[str, ...] = ("m
 
 def restored_rows(ok: pd.DataFrame) -> Rows:
     """How many rows' images were denoised or derained."""
+    import pandas as pd
     counts = ok["restored"].value_counts() if "restored" in ok else pd.Series(dtype=int)
     return [(f"restored: {k}", int(n)) for k, n in counts.items() if k not in (UNTOUCHED, RESTORE_OFF, "")]
 
@@ -59,6 +61,7 @@ def match_rows(table: pd.DataFrame, decision: Rows, gallery_evidence: str = "fac
     """Probes, accepted, unknown, what decided the accepted ones, face status and restoration counts, files that
     failed, the gallery's evidence, and the ``decision`` rows (the threshold used, its source and what it means:
     :meth:`facecli.decision.Decision.rows`)."""
+    import pandas as pd
     ok = table[table["error"] == ""]
     accepted = ok["accepted"].astype(bool) if "accepted" in ok else pd.Series([], dtype=bool)
     decided = ok.loc[accepted, "evidence"].value_counts() if "evidence" in ok else pd.Series(dtype=int)

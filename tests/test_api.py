@@ -187,3 +187,15 @@ def test_cuda_provider_choice_preloads_and_explains(monkeypatch):
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     with pytest.raises(FacecliError, match="no CUDA GPU"):
         runtime.choose_providers("cuda")
+
+
+def test_gallery_commands_start_without_pandas(tmp_path, identity_data):
+    """gallery build and info (one-shot commands whose start-up is most of their time) never import pandas:
+    with pandas made unimportable they still work."""
+    code = ("import sys\nsys.modules['pandas'] = None\nfrom facecli.cli import main\n"
+            "sys.argv = ['facecli', 'gallery', *sys.argv[1:]]\nmain()\n")
+    g = tmp_path / "g"
+    for args in (["build", str(identity_data / "train"), "--gallery", str(g)], ["info", str(g)]):
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    assert "identities" in r.stdout
