@@ -80,7 +80,7 @@ LinkThresholdOpt = Annotated[float | None, typer.Option(
                            "score of their faces reaches it. Default: from --fmr.")]
 LinkFmrOpt = Annotated[float | None, typer.Option(
     callback=_rate, help="False-match rate of one comparison at the linkage threshold (the model's false-match "
-                         "curve): lower splits more, higher merges more. Default 0.0006.")]
+                         "curve): lower splits more, higher merges more. Default 0.0008.")]
 ClusterPhotoOpt = Annotated[bool, typer.Option("--photo/--no-photo", help=(
     "Join a washed-out face (sun glare) to the cluster of the photo it is a degraded copy of, and keep a photo's "
     "degraded copies together (evidence photo); without it such faces stay singletons (default: on)."))]
