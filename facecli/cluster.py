@@ -42,9 +42,9 @@ from facecli.resolve import resolve_model as _model
 CLUSTER_FMR = 8e-4  # default per-comparison false-match rate of the linkage threshold, chosen on the held-out people of
 # facecli's split (weight-averaged face model, copies kept together by _join_copies) over the issue's two kinds of
 # folder: BCubed F on 521 clean photos + their six non-sunny copies (175 people) / on the 394 distinct clean photos
-# of the 48 people with two or more: 0.9772 / 0.985 at 6e-4, 0.9750 / 0.985 at 7e-4, 0.9747 / 0.990 at 8e-4,
-# 0.9725 / 0.990 at 1e-3 (means 0.9811, 0.9800, 0.9824, 0.9813): 8e-4 has the best mean, and keeps precision at
-# 0.975 with the sunny copies added (0.965 at 1e-3)
+# of the 48 people with two or more: 0.9748 / 0.985 at 6e-4, 0.9726 / 0.985 at 7e-4, 0.9723 / 0.990 at 8e-4,
+# 0.9701 / 0.990 at 1e-3 (means 0.9799, 0.9788, 0.9812, 0.9801): 8e-4 has the best mean, and keeps precision at
+# 0.976 with the sunny copies added (0.965 at 1e-3)
 CLUSTER_COLUMNS = ["path", "face", "cluster", "name", "cluster_size", "confidence", "evidence", "face_status",
                    "restored", "box", "error"]
 HIDDEN = ("_vec", "_pvec", "_thumb", "_pthumb", "_usable")  # per-row arrays a part keeps beside its rows
@@ -185,9 +185,10 @@ def _join_copies(table: pd.DataFrame, photo: PhotoData, labels: np.ndarray, evid
     that holds most of it (ties: the larger cluster); the images moved get evidence ``photo`` and the photo
     score as their confidence. Updates ``labels``, ``evidence`` and ``tie`` in place; returns how many moved.
 
-    On the held-out people of facecli's split (3,647 images, 175 people; linkage at FMR 1e-3) this tested 75
-    pairs, found 65 copies (none across people) and moved 18 images: BCubed recall 0.972 -> 0.980 at the same
-    precision (0.965)."""
+    Only images whose face boxes overlap (:data:`COPY_BOX_OVERLAP`) are tested: a copy's face sits where its
+    photo's does. On the held-out people of facecli's split (3,647 images, 175 people; linkage at the default
+    rate) this tested 34 pairs, found 27 copies (none across people) and moved 8 images: BCubed F 0.9700 ->
+    0.9723."""
     from facecli.clustering import nearest
 
     rows = np.flatnonzero(photo.has & (table["face"].to_numpy() == 0) & (labels >= 0))
@@ -198,6 +199,12 @@ def _join_copies(table: pd.DataFrame, photo: PhotoData, labels: np.ndarray, evid
     b = near.ravel()
     keep = (a != b) & (labels[a] != labels[b])
     a, b = a[keep], b[keep]
+    if len(a):  # a copy's face sits where its photo's does: near-identical frames whose largest faces are
+        # different people (a burst) are not joined
+        boxes = _boxes(table["box"].to_numpy(), np.unique(np.concatenate([a, b])))
+        same_place = np.array([_overlap(boxes.get(i), boxes.get(j)) >= COPY_BOX_OVERLAP
+                               for i, j in zip(a.tolist(), b.tolist(), strict=True)], bool)
+        a, b = a[same_place], b[same_place]
     if not len(a):
         return 0
     need = np.unique(np.concatenate([a, b]))
@@ -236,6 +243,29 @@ def _join_copies(table: pd.DataFrame, photo: PhotoData, labels: np.ndarray, evid
                 labels[r], evidence[r], tie[r] = to, "photo", float(photo_score(best[r]))
                 moved += 1
     return moved
+
+
+COPY_BOX_OVERLAP = 0.3  # intersection over union of two face boxes needed to join them as copies (no box: no test)
+
+
+def _boxes(column: np.ndarray, rows: np.ndarray) -> dict[int, tuple[float, float, float, float] | None]:
+    """The face boxes (x, y, w, h) of ``rows`` from the table's ``box`` text ("x y w h"; None where blank)."""
+    out: dict[int, tuple[float, float, float, float] | None] = {}
+    for r in rows.tolist():
+        parts = str(column[r]).split()
+        out[r] = tuple(float(v) for v in parts) if len(parts) == 4 else None  # type: ignore[assignment]
+    return out
+
+
+def _overlap(p: tuple[float, ...] | None, q: tuple[float, ...] | None) -> float:
+    """Intersection over union of two (x, y, w, h) boxes; 1 when either is unknown (detection off)."""
+    if p is None or q is None:
+        return 1.0
+    w = min(p[0] + p[2], q[0] + q[2]) - max(p[0], q[0])
+    h = min(p[1] + p[3], q[1] + q[3]) - max(p[1], q[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = p[2] * p[3] + q[2] * q[3] - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _attach_by_photo(table: pd.DataFrame, photo: PhotoData, labels: np.ndarray, evidence: np.ndarray,

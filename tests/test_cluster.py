@@ -137,6 +137,10 @@ def test_a_copy_whose_face_drifted_rejoins_its_photo_and_look_alike_photos_stay_
     assert joined["cluster"].iat[-1] == joined["cluster"].iat[0] and joined["evidence"].iat[-1] == "photo"
     assert joined["confidence"].iat[-1] >= 0.99  # the photo score of a copy
     assert joined["cluster"].iloc[6:-1].nunique() == 1 and joined["cluster"].iat[6] != joined["cluster"].iat[0]
+    # a copy whose largest face sits elsewhere in the frame (a bystander found in the degraded copy) is not moved
+    elsewhere = face_table(np.arange(n))
+    elsewhere.loc[n - 1, "box"] = "150 150 40 40"
+    assert group(elsewhere, x2, photo, how)["cluster_size"].iat[-1] == 1
     # a copy of someone else's photo (pixels of person 1's scene) stays where its face put it
     thumbs[-1] = cv2.resize(scenes[1], (64, 64))
     assert group(face_table(np.arange(n)), x2, photo, how)["cluster_size"].iat[-1] == 1
