@@ -189,22 +189,7 @@ def _join_copies(table: pd.DataFrame, photo: PhotoData, labels: np.ndarray, evid
     photo's does. On the held-out people of facecli's split (3,647 images, 175 people; linkage at the default
     rate) this tested 34 pairs, found 27 copies (none across people) and moved 8 images: BCubed F 0.9700 ->
     0.9723."""
-    from facecli.clustering import nearest
-
-    rows = np.flatnonzero(photo.has & (table["face"].to_numpy() == 0) & (labels >= 0))
-    if len(rows) < 2:
-        return 0
-    near = rows[nearest(photo.pvec, rows, photo.pvec[rows], COPY_NEIGHBOURS + 1)]
-    a = np.repeat(rows, near.shape[1])
-    b = near.ravel()
-    keep = (a != b) & (labels[a] != labels[b])
-    a, b = a[keep], b[keep]
-    if len(a):  # a copy's face sits where its photo's does: near-identical frames whose largest faces are
-        # different people (a burst) are not joined
-        boxes = _boxes(table["box"].to_numpy(), np.unique(np.concatenate([a, b])))
-        same_place = np.array([_overlap(boxes.get(i), boxes.get(j)) >= COPY_BOX_OVERLAP
-                               for i, j in zip(a.tolist(), b.tolist(), strict=True)], bool)
-        a, b = a[same_place], b[same_place]
+    a, b = _copy_candidates(table, photo, labels)
     if not len(a):
         return 0
     need = np.unique(np.concatenate([a, b]))
@@ -218,7 +203,7 @@ def _join_copies(table: pd.DataFrame, photo: PhotoData, labels: np.ndarray, evid
             x = parent[x]
         return x
 
-    best: dict[int, float] = {}
+    best: dict[int, float] = {}  # each image found to be a copy: its highest copy evidence
     for i in np.unique(a).tolist():
         js = b[a == i]
         ev = copy_evidence(thumbs[i], everywhere, np.stack([thumbs[j] for j in js.tolist()]), FIRE)
@@ -229,9 +214,38 @@ def _join_copies(table: pd.DataFrame, photo: PhotoData, labels: np.ndarray, evid
     groups: dict[int, list[int]] = {}
     for r in best:
         groups.setdefault(root(r), []).append(r)
+    return _move_groups(list(groups.values()), best, labels, evidence, tie)
+
+
+def _copy_candidates(table: pd.DataFrame, photo: PhotoData, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of rows (probe, candidate) to test as copies: each clustered face-0 row with photo evidence and its
+    :data:`COPY_NEIGHBOURS` nearest by the photo matcher, in another cluster, with overlapping face boxes (a
+    copy's face sits where its photo's does: near-identical frames whose largest faces are different people
+    at different places are not tested)."""
+    from facecli.clustering import nearest
+
+    rows = np.flatnonzero(photo.has & (table["face"].to_numpy() == 0) & (labels >= 0))
+    if len(rows) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    near = rows[nearest(photo.pvec, rows, photo.pvec[rows], COPY_NEIGHBOURS + 1)]
+    a, b = np.repeat(rows, near.shape[1]), near.ravel()
+    keep = (a != b) & (labels[a] != labels[b])
+    a, b = a[keep], b[keep]
+    if not len(a):
+        return a, b
+    boxes = _boxes(table["box"].to_numpy(), np.unique(np.concatenate([a, b])))
+    same_place = np.array([_overlap(boxes.get(i), boxes.get(j)) >= COPY_BOX_OVERLAP
+                           for i, j in zip(a.tolist(), b.tolist(), strict=True)], bool)
+    return a[same_place], b[same_place]
+
+
+def _move_groups(groups: list[list[int]], best: dict[int, float], labels: np.ndarray, evidence: np.ndarray,
+                 tie: np.ndarray) -> int:
+    """Move each group of copies split over clusters to the cluster holding most of it (ties: the larger
+    cluster, then the lower label); returns how many rows moved."""
     sizes = Counter(labels[labels >= 0].tolist())
     moved = 0
-    for members in groups.values():
+    for members in groups:
         held = Counter(labels[members].tolist())
         if len(held) < 2:
             continue
