@@ -400,16 +400,8 @@ def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput
     and, when ``truth`` (the probes' identities) is given, the scored result.
     """
     import pandas as pd
-    scale = model.card.score_scale
-    votes: dict[int, object] = {}
-    photo = None
-    if photo_model is not None and gallery.photos is not None and len(gallery.photos.rows):
-        photo = PhotoEvidence(photo_model, gallery.photos, scale or (lambda c: c), gallery)
-    emb = embed_images(model, images, run, extra=photo.inputs if photo else None,
-                       on_batch=(lambda crops, out: votes.update(photo.votes(crops, out))) if photo else None)
-    okp = np.flatnonzero(emb.ok)
-    evidence = Evidence(scale, [votes.get(int(i)) for i in okp], [emb.face_status[i] == "fallback" for i in okp],
-                        [emb.face_status[i] == "not_found" for i in okp])
+
+    emb, okp, evidence = probe_evidence(model, gallery, images, run, photo_model)
     result = match_embeddings(gallery, emb.vectors[okp], threshold, top_k,
                               None if truth is None else [truth[i] for i in okp],
                               None if kinds is None else [kinds[i] for i in okp], evidence=evidence)
@@ -426,6 +418,25 @@ def match_images(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput
         table = pd.concat([table, failure_rows(images, emb.failures, root, truth, kinds, name)]).sort_index()
     table = table.reset_index(drop=True)
     return table, (result if truth is not None else None)
+
+
+def probe_evidence(model: OnnxModel, gallery: Gallery, images: Sequence[ImageInput], run: RunOptions,
+                   photo_model: OnnxModel | None = None) -> tuple[Embedded, np.ndarray, Evidence]:
+    """Embed probe images and gather what a match weighs besides their face vectors (:class:`Evidence`: the
+    model's score scale, photo evidence against ``gallery`` where ``photo_model`` is given and the gallery
+    keeps it, washed-out and faceless probes). Returns (the embeddings, the indices of the readable probes,
+    their evidence in that order)."""
+    scale = model.card.score_scale
+    votes: dict[int, object] = {}
+    photo = None
+    if photo_model is not None and gallery.photos is not None and len(gallery.photos.rows):
+        photo = PhotoEvidence(photo_model, gallery.photos, scale or (lambda c: c), gallery)
+    emb = embed_images(model, images, run, extra=photo.inputs if photo else None,
+                       on_batch=(lambda crops, out: votes.update(photo.votes(crops, out))) if photo else None)
+    okp = np.flatnonzero(emb.ok)
+    evidence = Evidence(scale, [votes.get(int(i)) for i in okp], [emb.face_status[i] == "fallback" for i in okp],
+                        [emb.face_status[i] == "not_found" for i in okp])
+    return emb, okp, evidence
 
 
 def failure_rows(images: Sequence[ImageInput], failures: dict[int, str], root: Path | None,

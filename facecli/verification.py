@@ -13,7 +13,8 @@ from facecli.errors import FacecliError
 from facecli.gallery import Gallery
 from facecli.options import RunOptions
 from facecli.pipeline import ImageInput
-from facecli.recognise import PhotoCollector, embed_images, match_images, model_info
+from facecli.protocols import rank
+from facecli.recognise import PhotoCollector, embed_images, model_info, probe_evidence
 from facecli.runtime import OnnxModel
 from facecli.scan import IdentityImage, input_name
 
@@ -67,11 +68,12 @@ def verify_pair(model: OnnxModel, a: ImageInput, b: ImageInput, decision: Decisi
     photos = collect.photo_set([IdentityImage(a, "A", "", "")], [0]) if collect else None
     g = Gallery.create(["A"], emb.vectors[:1], {"A": 1}, model_info(model), threshold, per_image=True,
                        score_scale=None if scale is None else scale.to_dict(), photos=photos)
-    table, _ = match_images(model, g, [b], threshold, quiet, top_k=1, photo_model=photo_model)
-    row = table.iloc[0]
-    if isinstance(row.get("error"), str) and row["error"]:
-        raise FacecliError(f"{input_name(b, 1)}: {row['error']}")
-    similarity, curve = float(row["similarity"]), model.card.false_match
-    return Verdict(bool(row["accepted"]), similarity, float(threshold), decision.source, decision.fmr,
-                   None if curve is None else curve.fmr(similarity), str(row["evidence"]), input_name(a, 0),
-                   input_name(b, 1), str(emb.face_status[0]), str(row["face_status"]))
+    probe, okp, evidence = probe_evidence(model, g, [b], quiet, photo_model)
+    if not len(okp):
+        raise FacecliError(f"{input_name(b, 1)}: {probe.failures[0]}")
+    _, sims, _, decided = rank(g, probe.vectors[okp], 1, exact=False, evidence=evidence, threshold=threshold)
+    similarity, curve = float(sims[0][0]), model.card.false_match
+    how = "none" if evidence.no_face and evidence.no_face[0] and decided[0] == "face" else decided[0]
+    return Verdict(bool(similarity >= threshold), similarity, float(threshold), decision.source, decision.fmr,
+                   None if curve is None else curve.fmr(similarity), how, input_name(a, 0),
+                   input_name(b, 1), str(emb.face_status[0]), str(probe.face_status[0]))

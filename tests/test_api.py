@@ -189,13 +189,21 @@ def test_cuda_provider_choice_preloads_and_explains(monkeypatch):
         runtime.choose_providers("cuda")
 
 
-def test_gallery_commands_start_without_pandas(tmp_path, identity_data):
-    """gallery build and info (one-shot commands whose start-up is most of their time) never import pandas:
-    with pandas made unimportable they still work."""
+def test_one_shot_commands_start_without_pandas(tmp_path, identity_data):
+    """gallery build, gallery info and verify (one-shot commands whose start-up is most of their time) never
+    import pandas: with pandas made unimportable they still work, and verify answers as with it."""
     code = ("import sys\nsys.modules['pandas'] = None\nfrom facecli.cli import main\n"
-            "sys.argv = ['facecli', 'gallery', *sys.argv[1:]]\nmain()\n")
+            "sys.argv = ['facecli', *sys.argv[1:]]\nmain()\n")
     g = tmp_path / "g"
-    for args in (["build", str(identity_data / "train"), "--gallery", str(g)], ["info", str(g)]):
+    for args in (["gallery", "build", str(identity_data / "train"), "--gallery", str(g)], ["gallery", "info", str(g)]):
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
     assert "identities" in r.stdout
+    from skimage import data
+
+    astro = write(tmp_path / "astro.jpg", data.astronaut()[:, :, ::-1])
+    other = write(tmp_path / "astro2.jpg", cv2.resize(cv2.flip(data.astronaut()[:, :, ::-1], 1)[20:480, 10:470], (300, 300)))
+    r = subprocess.run([sys.executable, "-c", code, "verify", str(astro), str(other), "--json"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == facecli.verify(astro, other).to_dict()
