@@ -195,25 +195,26 @@ def _join_copies(table: pd.DataFrame, photo: PhotoData, labels: np.ndarray, evid
     need = np.unique(np.concatenate([a, b]))
     thumbs = dict(zip(need.tolist(), photo.thumbs(need), strict=True))
     everywhere = np.ones((64, 64), bool)
-    parent = {int(r): int(r) for r in need}
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    best: dict[int, float] = {}  # each image found to be a copy: its highest copy evidence
+    fired, best = [], {}  # pairs found to be copies; each such image's highest copy evidence
     for i in np.unique(a).tolist():
         js = b[a == i]
         ev = copy_evidence(thumbs[i], everywhere, np.stack([thumbs[j] for j in js.tolist()]), FIRE)
         for j, e in zip(js.tolist(), ev.tolist(), strict=True):
             if e >= FIRE:
-                parent[root(i)] = root(j)
+                fired.append((i, j))
                 best[i], best[j] = max(best.get(i, 0.0), e), max(best.get(j, 0.0), e)
+    if not fired:
+        return 0
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    at = {r: k for k, r in enumerate(need.tolist())}
+    ends = np.array([(at[i], at[j]) for i, j in fired])
+    _, component = connected_components(coo_matrix((np.ones(len(ends)), (ends[:, 0], ends[:, 1])),
+                                                   shape=(len(need), len(need))), directed=False)
     groups: dict[int, list[int]] = {}
     for r in best:
-        groups.setdefault(root(r), []).append(r)
+        groups.setdefault(int(component[at[r]]), []).append(r)
     return _move_groups(list(groups.values()), best, labels, evidence, tie)
 
 

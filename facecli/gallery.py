@@ -71,6 +71,14 @@ def build_templates(embeddings: np.ndarray, identities: Sequence[str]) -> tuple[
     return names, normalise(sums), counts.tolist()
 
 
+def rows_by_name(names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The row indices of each name in ``names`` (ascending)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
+    return {k: np.asarray(v, np.int64) for k, v in groups.items()}
+
+
 @dataclass
 class PhotoSet:
     """Photo evidence of a gallery: per photo its identity, the photo matcher's unit vector and a thumbnail."""
@@ -94,10 +102,7 @@ class PhotoSet:
     def rows_of(self, identities: Sequence[str]) -> np.ndarray:
         """Row indices of the photos of ``identities`` (in that order of identities, rows ascending)."""
         if self._by_identity is None:
-            groups: dict[str, list[int]] = {}
-            for i, name in enumerate(self.rows):
-                groups.setdefault(name, []).append(i)
-            self._by_identity = {k: np.asarray(v, np.int64) for k, v in groups.items()}
+            self._by_identity = rows_by_name(self.rows)
         got = [self._by_identity[n] for n in identities if n in self._by_identity]
         return np.concatenate(got) if got else np.zeros(0, np.int64)
 
@@ -249,10 +254,7 @@ class Gallery:
         gallery does not hold)."""
         q = normalise(np.asarray(query, np.float32).reshape(1, -1))[0]
         if self._by_identity is None:
-            groups: dict[str, list[int]] = {}
-            for i, name in enumerate(self.rows):
-                groups.setdefault(name, []).append(i)
-            self._by_identity = {k: np.asarray(v, np.int64) for k, v in groups.items()}
+            self._by_identity = rows_by_name(self.rows)
         out = np.full(len(identities), np.nan, np.float32)
         for k, name in enumerate(identities):
             if name in self._by_identity:
@@ -309,8 +311,9 @@ class Gallery:
     def load(cls, folder: str | os.PathLike[str]) -> Gallery:
         """Read a gallery folder without waiting for writers (the last version written); FacecliError when it is
         missing, not a gallery, or corrupt (every field, size, checksum and shape is checked first)."""
-        g = cls._read(_folder(folder))
-        g.folder = _folder(folder)
+        where = _folder(folder)
+        g = cls._read(where)
+        g.folder = where
         return g
 
     @classmethod

@@ -236,10 +236,9 @@ class PhotoEvidence:
             return {}
         names, cos = self.gallery.search(np.stack([v for _, v in firsts]), FACE_IDENTITIES)
         best = self.face_scores(cos[:, 0])
-        views = [c.extra for c, _ in firsts]
-        need, cands = photo_candidates(self.photos, names, best, [c.face_status for c, _ in firsts], views,
+        views, statuses = [c.extra for c, _ in firsts], [c.face_status for c, _ in firsts]
+        need, cands = photo_candidates(self.photos, names, best, statuses, views,
                                        lambda ks: self.stage.embed([views[k] for k in ks]))
-        statuses = [c.face_status for c, _ in firsts]
         found = vote(self.photos, cands, [views[k].probe for k in need], [views[k].usable for k in need],
                      [face_gone(statuses[k]) for k in need])
         return {firsts[k][0].index: v for k, v in zip(need, found, strict=True) if v is not None}
